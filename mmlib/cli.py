@@ -1,0 +1,106 @@
+"""``mmlib`` command line: ``mmlib run`` executes notebooks with a profile; ``mmlib list`` shows registries.
+
+Examples::
+
+    mmlib run --inplace                                  # every notebook, default profile, outputs stored
+    mmlib run notebooks/imbalance.ipynb --profile quick --output-dir _build/quick
+    mmlib run notebooks/imbalance.ipynb -p seeds '[0, 1, 2, 3, 4]' -p overrides '{"num_epochs": 40}'
+    mmlib run notebooks/imbalance.ipynb --params my_run.yaml --output-dir runs/
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+from .runner import NotebookError, execute, load_params
+
+
+def notebooks_in_toc(toc: Path = Path("_toc.yml")) -> list[Path]:
+    """Notebooks listed in the book's table of contents, in order."""
+    if not toc.exists():
+        return sorted(Path("notebooks").glob("*.ipynb"))
+    found: list[Path] = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            f = node.get("file") or node.get("root")
+            if isinstance(f, str) and f.startswith("notebooks/"):
+                p = Path(f if f.endswith(".ipynb") else f + ".ipynb")
+                if p.exists():
+                    found.append(p)
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(yaml.safe_load(toc.read_text()))
+    return found
+
+
+def _run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    notebooks = [Path(n) for n in args.notebooks] or notebooks_in_toc()
+    if not notebooks:
+        print("mmlib run: no notebooks given and none found in _toc.yml", file=sys.stderr)
+        return 2
+    if not args.inplace and not args.output_dir:
+        print("mmlib run: choose --inplace (store outputs in the notebooks) or --output-dir DIR", file=sys.stderr)
+        return 2
+    params = load_params(args.params)
+    for key, value in args.p or []:
+        params[key] = yaml.safe_load(value)
+    if args.profile:
+        params["profile"] = args.profile
+    total = 0.0
+    bar = tqdm(notebooks, desc="notebooks", unit="nb", file=sys.stderr, disable=None)
+    for nb in bar:
+        bar.set_postfix_str(nb.name)
+        out = nb if args.inplace else Path(args.output_dir) / nb.name
+        try:
+            report = execute(nb, out, params, timeout=args.timeout)
+        except NotebookError as err:
+            bar.close()
+            print(f"mmlib run: {err}", file=sys.stderr)
+            return 1
+        total += report.seconds
+        tqdm.write(f"{nb}: {report.seconds:.1f} s -> {report.output}", file=sys.stderr)
+    print(f"mmlib run: {len(notebooks)} notebook(s) in {total:.1f} s", file=sys.stderr)
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from . import DATASETS, ENCODERS, FUSIONS, METHODS
+    from .profiles import PROFILES
+
+    for reg in (DATASETS, ENCODERS, FUSIONS, METHODS):
+        print(f"{reg.kind}s: {', '.join(reg.names())}")
+    print(f"profiles: {', '.join(PROFILES)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mmlib", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="execute notebooks with papermill")
+    run.add_argument("notebooks", nargs="*", help="notebooks to run (default: every notebook in _toc.yml)")
+    run.add_argument("--profile", help="quick, default or paper (sets the 'profile' parameter)")
+    run.add_argument("--params", help="YAML file of parameters")
+    run.add_argument("-p", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                     help="one parameter; VALUE is read as YAML")
+    run.add_argument("--output-dir", help="write executed copies here")
+    run.add_argument("--inplace", action="store_true", help="store outputs in the notebooks themselves")
+    run.add_argument("--timeout", type=int, default=None, help="seconds allowed per cell")
+    run.set_defaults(func=_run)
+    lst = sub.add_parser("list", help="list registered datasets, encoders, fusions, methods, profiles")
+    lst.set_defaults(func=_list)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

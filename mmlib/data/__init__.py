@@ -1,0 +1,24 @@
+"""Datasets by name: ``load_dataset("av-digits")``, ``DATASETS.names()``."""
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from ..registry import DATASETS
+from . import av_digits, mfeat  # noqa: F401  (registration)
+from .base import BatchLoader, MultimodalDataset, Split, make_splits, stratified_split
+from .mfeat import MissingDataError
+
+
+def load_dataset(name: str, **kwargs: Any) -> MultimodalDataset:
+    """Build a registered dataset; unknown keyword arguments are an error naming the valid ones."""
+    factory = DATASETS.get(name)
+    params = inspect.signature(factory).parameters
+    unknown = sorted(set(kwargs) - set(params))
+    if unknown:
+        raise TypeError(f"dataset {name!r} got unknown argument(s) {unknown}; valid: {sorted(params)}")
+    return factory(**kwargs)
+
+
+__all__ = ["BatchLoader", "DATASETS", "MissingDataError", "MultimodalDataset", "Split", "load_dataset",
+           "make_splits", "stratified_split"]

@@ -1,0 +1,91 @@
+"""Evaluation: accuracy, macro-F1, macro mAP, per-modality accuracy, and linear probes.
+
+The linear probe is the papers' evidence of under-optimisation: freeze a trained encoder,
+fit a new linear classifier on its features (training split), choose its regularisation on
+the validation split, and report test accuracy (ogm_opm.md §7, "unimodal" accuracies of a
+joint model are linear probes).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import average_precision_score, f1_score
+from sklearn.preprocessing import StandardScaler
+
+from .data.base import BatchLoader, Split
+
+
+@torch.no_grad()
+def predict(model, split: Split, batch_size: int = 512, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """Fused and unimodal logits and features for a whole split (eval mode, no dropping)."""
+    was_training = model.training
+    model.eval()
+    chunks: dict[str, list] = {"logits": [], "y": []}
+    uni: dict[str, list] = {m: [] for m in model.modalities}
+    feats: dict[str, list] = {m: [] for m in model.modalities}
+    for batch in BatchLoader(split, batch_size):
+        out = model({m: x.to(device) for m, x in batch["inputs"].items()})
+        chunks["logits"].append(out.logits.cpu())
+        chunks["y"].append(batch["y"])
+        for m in model.modalities:
+            uni[m].append(out.uni_logits[m].cpu())
+            feats[m].append(out.feats[m].cpu())
+    model.train(was_training)
+    return {"logits": torch.cat(chunks["logits"]), "y": torch.cat(chunks["y"]),
+            "uni_logits": {m: torch.cat(v) for m, v in uni.items()},
+            "feats": {m: torch.cat(v) for m, v in feats.items()}}
+
+
+def classification_metrics(logits: torch.Tensor, y: torch.Tensor, num_classes: int) -> dict[str, float]:
+    """Accuracy, macro-F1 and macro mAP (per-class average precision of softmax scores)."""
+    pred = logits.argmax(1).numpy()
+    yn = y.numpy()
+    prob = torch.softmax(logits.double(), 1).numpy()
+    onehot = np.eye(num_classes)[yn]
+    present = onehot.sum(0) > 0
+    ap = average_precision_score(onehot[:, present], prob[:, present], average="macro")
+    return {"acc": float((pred == yn).mean()),
+            "f1": float(f1_score(yn, pred, average="macro", labels=np.arange(num_classes), zero_division=0)),
+            "map": float(ap)}
+
+
+def evaluate(model, split: Split, num_classes: int | None = None, device: str | torch.device = "cpu") -> dict[str, float]:
+    """Metrics of the fused logits plus ``acc/<modality>`` from each modality's unimodal logits."""
+    res = predict(model, split, device=device)
+    num_classes = num_classes or res["logits"].shape[1]
+    metrics = classification_metrics(res["logits"], res["y"], num_classes)
+    for m, logit in res["uni_logits"].items():
+        metrics[f"acc/{m}"] = float((logit.argmax(1) == res["y"]).float().mean())
+    return metrics
+
+
+def linear_probe(model, data, modality: str, Cs: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0),
+                 device: str | torch.device = "cpu") -> dict[str, float]:
+    """Fit a logistic-regression probe on the frozen encoder's features.
+
+    Returns:
+        ``{"val": best validation accuracy, "test": test accuracy of that probe, "C": its C}``.
+    """
+    if modality not in model.modalities:
+        raise ValueError(f"linear_probe: unknown modality {modality!r}; the model has {model.modalities}")
+    feats = {name: predict(model, split, device=device) for name, split in data.splits().items()}
+    x = {name: r["feats"][modality].numpy().astype(np.float64) for name, r in feats.items()}
+    y = {name: r["y"].numpy() for name, r in feats.items()}
+    scaler = StandardScaler().fit(x["train"])
+    x = {k: scaler.transform(v) for k, v in x.items()}
+    best = None
+    for c in Cs:
+        clf = LogisticRegression(C=c, max_iter=2000).fit(x["train"], y["train"])
+        val = float(clf.score(x["val"], y["val"]))
+        if best is None or val > best[0]:
+            best = (val, c, clf)
+    val, c, clf = best
+    return {"val": val, "test": float(clf.score(x["test"], y["test"])), "C": c}
+
+
+def probe_all(model, data, device: str | torch.device = "cpu") -> dict[str, float]:
+    """Test accuracy of a linear probe for every modality: ``{"probe/<m>": acc}``."""
+    return {f"probe/{m}": linear_probe(model, data, m, device=device)["test"] for m in model.modalities}

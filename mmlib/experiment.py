@@ -1,0 +1,111 @@
+"""Multi-seed runs and their summaries: one library call per configuration.
+
+``run(data, methods, seeds=..., **fit_kwargs)`` trains one fresh model per seed (each seed
+gets fresh copies of the methods), selects on validation, probes every encoder, and returns
+a ``Runs`` with one table row per seed plus the method logs and training curves.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import pandas as pd
+
+from .evaluate import probe_all
+from .methods.base import Method
+from .models import build_model
+from .registry import METHODS
+from .repro import seed_everything
+from .train import FitResult, fit
+
+MethodSpec = Method | str | tuple[str, dict[str, Any]] | Callable[[], Method]
+
+
+def make_methods(spec: MethodSpec | Iterable[MethodSpec] | None) -> list[Method]:
+    """Fresh Method objects from instances (deep-copied), names, (name, kwargs) or factories."""
+    if spec is None:
+        return []
+    if isinstance(spec, (Method, str, tuple)) or callable(spec):
+        spec = [spec]
+    out = []
+    for s in spec:
+        if isinstance(s, Method):
+            out.append(copy.deepcopy(s))
+        elif isinstance(s, str):
+            out.append(METHODS.create(s))
+        elif isinstance(s, tuple):
+            out.append(METHODS.create(s[0], **s[1]))
+        elif callable(s):
+            out.append(s())
+        else:
+            raise TypeError(f"cannot make a method from {s!r}")
+    return out
+
+
+@dataclass
+class Runs:
+    """Results of one configuration over seeds."""
+
+    table: pd.DataFrame
+    results: list[FitResult] = field(default_factory=list)
+
+    @property
+    def logs(self) -> pd.DataFrame:
+        """Method diagnostics of all seeds: epoch, step, name, value, seed, label."""
+        frames = [r.log.assign(seed=s, label=lbl) for r, s, lbl in
+                  zip(self.results, self.table["seed"], self.table["label"])]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    @property
+    def curves(self) -> pd.DataFrame:
+        frames = [r.curves.assign(seed=s, label=lbl) for r, s, lbl in
+                  zip(self.results, self.table["seed"], self.table["label"])]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    def __add__(self, other: "Runs") -> "Runs":
+        return Runs(pd.concat([self.table, other.table], ignore_index=True), self.results + other.results)
+
+
+def run(data, methods: MethodSpec | Iterable[MethodSpec] | None = None, *, seeds: Iterable[int] = (0,),
+        label: str | None = None, fusion: str = "concat", model_kwargs: dict[str, Any] | None = None,
+        probes: bool = True, keep: bool = True, **fit_kwargs: Any) -> Runs:
+    """Train and evaluate one configuration for every seed.
+
+    Args:
+        label: the name in tables and legends (default: the methods' registry names).
+        model_kwargs: passed to ``build_model`` (e.g. ``{"separate_uni": True}``).
+        probes: also fit a linear probe on every encoder (``probe/<modality>`` columns).
+        keep: keep the ``FitResult`` objects (models, logs) for plotting.
+        fit_kwargs: passed to ``fit`` (usually ``**profile.train(dataset)``).
+    """
+    rows, results = [], []
+    for seed in seeds:
+        seed_everything(seed)
+        ms = make_methods(methods)
+        name = label or ("+".join(m.registry_name for m in ms) or "joint")
+        model = build_model(data, fusion=fusion, **(model_kwargs or {}))
+        res = fit(model, data, ms, seed=seed, **fit_kwargs)
+        row = {"dataset": data.name, "label": name, "fusion": fusion, "seed": seed, **res.test,
+               "best_epoch": res.best_epoch, "seconds": res.seconds}
+        if probes:
+            row.update(probe_all(res.model, data, device=fit_kwargs.get("device", "cpu")))
+        rows.append(row)
+        if keep:
+            results.append(res)
+    return Runs(pd.DataFrame(rows), results)
+
+
+def summarize(table: pd.DataFrame, metrics: Iterable[str], by: Iterable[str] = ("dataset", "label"),
+              scale: float = 100.0, digits: int = 1) -> pd.DataFrame:
+    """``mean ± std`` over seeds of each metric (in percent by default), one row per group."""
+    by, metrics = list(by), [m for m in metrics if m in table.columns]
+    if table.empty:
+        return pd.DataFrame(columns=by + metrics)
+    g = table.groupby(by, sort=False)[metrics]
+    mean, std = g.mean() * scale, g.std(ddof=1).fillna(0.0) * scale
+    out = mean.copy().astype(object)
+    for col in metrics:
+        out[col] = [f"{m:.{digits}f} ± {s:.{digits}f}" for m, s in zip(mean[col], std[col])]
+    out["seeds"] = g.size()
+    return out

@@ -1,0 +1,11 @@
+"""Encoders, fusion heads and the multimodal network."""
+from ..registry import ENCODERS, FUSIONS
+from . import encoders, fusion, resnet  # noqa: F401  (registration)
+from .encoders import ConvEncoder, MLPEncoder, build_encoder, count_parameters
+from .fusion import ConcatFusion, FiLMFusion, FusionHead, GatedFusion, SumFusion
+from .net import MultimodalNet, Output, build_model
+from .resnet import ResNet18
+
+__all__ = ["ENCODERS", "FUSIONS", "ConcatFusion", "ConvEncoder", "FiLMFusion", "FusionHead", "GatedFusion",
+           "MLPEncoder", "MultimodalNet", "Output", "ResNet18", "SumFusion", "build_encoder", "build_model",
+           "count_parameters"]

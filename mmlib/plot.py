@@ -1,0 +1,60 @@
+"""One figure style for the whole book, and the plots notebooks reuse (PNG output)."""
+from __future__ import annotations
+
+from typing import Iterable
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+
+FIGSIZE = (7.0, 3.2)
+PALETTE = "colorblind"
+
+
+def use_style() -> None:
+    """Seaborn theme, fixed size and resolution, PNG inline output (nbval-friendly)."""
+    sns.set_theme(style="whitegrid", palette=PALETTE, context="notebook")
+    plt.rcParams.update({"figure.figsize": FIGSIZE, "figure.dpi": 90, "savefig.dpi": 90,
+                         "axes.titlesize": "medium", "legend.fontsize": "small"})
+    try:
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+        set_matplotlib_formats("png")
+    except ImportError:  # outside IPython
+        pass
+
+
+def bars(table: pd.DataFrame, metrics: Iterable[str], x: str = "label", hue: str | None = None,
+         col: str | None = None, scale: float = 100.0, ylabel: str = "test accuracy (%)", title: str | None = None):
+    """Mean ± std bars over seeds: one panel per metric (or per ``col`` value)."""
+    metrics = list(metrics)
+    long = table.melt(id_vars=[c for c in table.columns if c not in metrics], value_vars=metrics,
+                      var_name="metric", value_name="value")
+    long["value"] = long["value"] * scale
+    panels = list(dict.fromkeys(long[col])) if col else [None]
+    fig, axes = plt.subplots(1, len(panels), figsize=(FIGSIZE[0], FIGSIZE[1]), squeeze=False, sharey=False)
+    for ax, panel in zip(axes[0], panels):
+        part = long if panel is None else long[long[col] == panel]
+        sns.barplot(data=part, x=x, y="value", hue=hue or "metric", errorbar="sd", ax=ax, capsize=0.1)
+        ax.set_title(str(panel) if panel is not None else (title or ""))
+        ax.set_xlabel("")
+        ax.set_ylabel(ylabel)
+        ax.tick_params(axis="x", rotation=20)
+        if ax is not axes[0][-1] and ax.get_legend():
+            ax.get_legend().remove()
+    if title and col:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def curves(frame: pd.DataFrame, x: str, y: str, hue: str = "label", ax=None, ylabel: str | None = None,
+           title: str | None = None):
+    """Mean ± std (shaded) of ``y`` over seeds against ``x``, one line per ``hue``."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=FIGSIZE)
+    sns.lineplot(data=frame, x=x, y=y, hue=hue, errorbar="sd", ax=ax)
+    ax.set_ylabel(ylabel or y)
+    if title:
+        ax.set_title(title)
+    return ax

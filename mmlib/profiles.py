@@ -1,0 +1,144 @@
+"""Run profiles: the sizes a notebook runs at, resolved after its ``parameters`` cell.
+
+* ``quick``: a CI smoke run in seconds (one seed, tiny data, two epochs);
+* ``default``: what the book shows (three seeds, minutes per notebook on a 2-core CPU);
+* ``paper``: the published protocols on the real datasets on a GPU (needs ``data_root``).
+
+A notebook's parameters cell holds only plain values (``profile``, ``seeds``, ``device``,
+``data_root``, ``overrides``); sizes come from here, so papermill's ``-p`` changes them
+consistently. Overrides name training settings (``num_epochs``, ``lr``, ...) or dataset
+settings (``n_samples``, ``views``, ...); an unknown name is an error.
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+import inspect
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .data import load_dataset
+from .data.base import MultimodalDataset
+from .registry import DATASETS
+
+TRAIN_KEYS = ("num_epochs", "batch_size", "lr", "optimizer", "weight_decay", "momentum", "lr_step", "lr_gamma")
+
+_AV = {"num_epochs": 20, "batch_size": 64, "lr": 3e-3, "optimizer": "adamw", "weight_decay": 1e-4}
+_MFEAT = {"num_epochs": 30, "batch_size": 64, "lr": 1e-3, "optimizer": "adamw", "weight_decay": 1e-4}
+
+PROFILES: dict[str, dict[str, Any]] = {
+    "quick": {
+        "seeds": [0],
+        "datasets": {
+            "av-digits": {"data": {"n_samples": 300}, "train": {**_AV, "num_epochs": 2}},
+            "mfeat": {"data": {}, "train": {**_MFEAT, "num_epochs": 2}},
+        },
+    },
+    "default": {
+        "seeds": [0, 1, 2],
+        "datasets": {
+            "av-digits": {"data": {}, "train": dict(_AV)},
+            "mfeat": {"data": {}, "train": dict(_MFEAT)},
+        },
+    },
+    # The CVPR 2022 CREMA-D protocol (ogm_opm.md §6 row 1): SGD 1e-3, batch 64, 100 epochs.
+    "paper": {
+        "seeds": [0, 1, 2],
+        "needs_data_root": True,
+        "datasets": {
+            "cremad": {"data": {}, "train": {"num_epochs": 100, "batch_size": 64, "lr": 1e-3, "optimizer": "sgd",
+                                             "weight_decay": 1e-4, "momentum": 0.9, "lr_step": 70, "lr_gamma": 0.1}},
+        },
+    },
+}
+
+
+class ProfileError(ValueError):
+    """A profile name, override or data_root that cannot be used; the message says how to fix it."""
+
+
+def _closest(name: str, names: list[str]) -> str:
+    close = difflib.get_close_matches(name, names, n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+@dataclass
+class Profile:
+    """A resolved profile: seeds, device, and per-dataset data and training settings."""
+
+    name: str
+    seeds: list[int]
+    device: str
+    data_root: Path | None
+    datasets: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+
+    def train(self, dataset: str) -> dict[str, Any]:
+        """Keyword arguments for ``fit`` on ``dataset`` (includes ``device``)."""
+        return {**self._entry(dataset)["train"], "device": self.device}
+
+    def data_kwargs(self, dataset: str) -> dict[str, Any]:
+        return dict(self._entry(dataset)["data"])
+
+    def load(self, dataset: str, **kwargs: Any) -> MultimodalDataset:
+        """Load ``dataset`` with this profile's settings (``kwargs`` win)."""
+        return load_dataset(dataset, **{**self.data_kwargs(dataset), **kwargs})
+
+    def _entry(self, dataset: str) -> dict[str, dict[str, Any]]:
+        if dataset not in self.datasets:
+            raise ProfileError(f"profile {self.name!r} has no settings for dataset {dataset!r}; "
+                               f"it covers {sorted(self.datasets)}.{_closest(dataset, sorted(self.datasets))}")
+        return self.datasets[dataset]
+
+
+def check_data_root(data_root: str | Path | None, profile: str) -> Path:
+    """The real datasets' root folder, which must exist and be a directory."""
+    if data_root in (None, ""):
+        raise ProfileError(f"profile {profile!r} reads the real datasets: pass data_root=/path/to/datasets "
+                           f"(papermill: -p data_root /path/to/datasets)")
+    root = Path(data_root).expanduser()
+    if not root.is_dir():
+        raise ProfileError(f"data_root {str(root)!r} is not an existing folder; point it at the folder that "
+                           f"holds the dataset folders (e.g. CREMA-D/)")
+    return root
+
+
+def resolve(profile: str = "default", seeds: list[int] | None = None, device: str = "cpu",
+            data_root: str | Path | None = None, **overrides: Any) -> Profile:
+    """Resolve a profile by name and apply overrides; unknown names are errors.
+
+    Args:
+        seeds: replaces the profile's seed list when given.
+        overrides: training keys (``TRAIN_KEYS``) apply to every dataset; any other key must
+            be an argument of each dataset's loader that the profile covers.
+    """
+    if profile not in PROFILES:
+        raise ProfileError(f"unknown profile {profile!r}.{_closest(profile, sorted(PROFILES))} "
+                           f"Known profiles: {', '.join(sorted(PROFILES))}")
+    spec = copy.deepcopy(PROFILES[profile])
+    root = check_data_root(data_root, profile) if spec.get("needs_data_root") else (
+        Path(data_root) if data_root else None)
+    missing = [d for d in spec["datasets"] if d not in DATASETS]
+    if missing:
+        raise ProfileError(f"profile {profile!r} needs dataset(s) {missing}, whose loaders are not in this "
+                           f"version of mmlib yet; use profile 'default' on the built-in data")
+    for key, value in overrides.items():
+        if key in TRAIN_KEYS:
+            for entry in spec["datasets"].values():
+                entry["train"][key] = value
+            continue
+        used = False
+        for name, entry in spec["datasets"].items():
+            if key in inspect.signature(DATASETS.get(name)).parameters:
+                entry["data"][key] = value
+                used = True
+        if not used:
+            valid = sorted(set(TRAIN_KEYS).union(*(inspect.signature(DATASETS.get(n)).parameters
+                                                   for n in spec["datasets"])))
+            raise ProfileError(f"unknown override {key!r}.{_closest(key, valid)} Valid overrides: {', '.join(valid)}")
+    if seeds is not None:
+        if isinstance(seeds, int):
+            seeds = [seeds]
+        if not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
+            raise ProfileError(f"seeds must be a non-empty list of non-negative integers, got {seeds!r}")
+    return Profile(profile, list(seeds if seeds is not None else spec["seeds"]), device, root, spec["datasets"])

@@ -1,0 +1,232 @@
+"""``fit``: the one training loop. Methods plug in through hooks (``mmlib/methods/base.py``).
+
+Model selection is on the validation split: after every epoch the validation metrics are
+computed and the best epoch's weights are kept; test metrics are computed once, for those
+weights. (The official codes of these papers pick the best *test* epoch; we do not.)
+
+With ``checkpoint=path`` the loop saves model, optimizer, method states, history and random
+states atomically after every epoch and resumes from that file if it exists.
+Under ``torch.distributed`` (initialised by the caller) the model is wrapped in DDP and each
+rank reads its share of every batch order; methods all-reduce what they must via ``state``.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from .data.base import BatchLoader, MultimodalDataset
+from .evaluate import evaluate
+from .methods.base import Method, TrainState, exclusive_owner, overrides
+from .methods.joint import joint_loss
+from .registry import METHODS
+
+OPTIMIZERS = {"sgd": torch.optim.SGD, "adamw": torch.optim.AdamW, "adam": torch.optim.Adam}
+
+
+@dataclass
+class FitResult:
+    """What ``fit`` returns.
+
+    Attributes:
+        model: the trained model with the best-validation weights restored.
+        history: one row per epoch (train loss, validation metrics).
+        records: diagnostics that methods logged (epoch, step, name, value).
+        val, test: metrics of the selected epoch on validation and test.
+    """
+
+    model: torch.nn.Module
+    history: list[dict[str, float]]
+    records: list[dict[str, Any]]
+    best_epoch: int
+    val: dict[str, float]
+    test: dict[str, float]
+    seconds: float
+    methods: list[Method] = field(default_factory=list)
+
+    @property
+    def log(self) -> pd.DataFrame:
+        """Method diagnostics as a long table: epoch, step, name, value."""
+        return pd.DataFrame(self.records, columns=["epoch", "step", "name", "value"])
+
+    @property
+    def curves(self) -> pd.DataFrame:
+        return pd.DataFrame(self.history)
+
+
+def resolve_methods(methods: Iterable[Method | str] | Method | str | None) -> list[Method]:
+    """Accept Method instances and registry names (created with default hyper-parameters)."""
+    if methods is None:
+        return []
+    if isinstance(methods, (Method, str)):
+        methods = [methods]
+    out = []
+    for m in methods:
+        if isinstance(m, str):
+            m = METHODS.create(m)
+        if not isinstance(m, Method):
+            raise TypeError(f"methods must be Method instances or registered names, got {m!r}")
+        out.append(m)
+    Hooks(out)  # fails early when two methods own one exclusive hook
+    return out
+
+
+def make_optimizer(model: torch.nn.Module, name: str, lr: float, weight_decay: float,
+                   momentum: float) -> torch.optim.Optimizer:
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; choose from {sorted(OPTIMIZERS)}")
+    kwargs: dict[str, Any] = {"lr": lr, "weight_decay": weight_decay}
+    if name == "sgd":
+        kwargs["momentum"] = momentum
+    return OPTIMIZERS[name](model.parameters(), **kwargs)
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _distributed() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+class Hooks:
+    """The methods of one run, sorted by hook: exclusive owners checked once, up front."""
+
+    def __init__(self, methods: list[Method]):
+        self.methods = methods
+        self.loss_owner = exclusive_owner(methods, "compute_loss")
+        self.backward_owner = exclusive_owner(methods, "backward")
+        self.loader_owner = exclusive_owner(methods, "train_loader")
+        self.feature_methods = [m for m in methods if overrides(m, "on_features")]
+
+    def call(self, hook: str, *args: Any) -> None:
+        for m in self.methods:
+            getattr(m, hook)(*args)
+
+
+def train_step(net: torch.nn.Module, state: TrainState, hooks: Hooks, batch: dict[str, Any]) -> dict[str, Tensor]:
+    """One optimisation step on one batch, with every hook in its place; returns the losses.
+
+    ``net`` is the model or its DDP wrapper; ``state.model`` is always the bare model.
+    """
+    hooks.call("on_train_batch_start", state, batch)
+    feature_hook = None
+    if hooks.feature_methods:
+        def feature_hook(feats):
+            for m in hooks.feature_methods:
+                feats = m.on_features(state, feats)
+            return feats
+    out = net(batch["inputs"], feature_hook=feature_hook)
+    hooks.call("on_after_forward", state, out, batch)
+    losses = (hooks.loss_owner.compute_loss(state, out, batch) if hooks.loss_owner
+              else joint_loss(state.model, out, batch["y"]))
+    if hooks.backward_owner:
+        hooks.backward_owner.backward(state, losses)
+    else:
+        sum(losses.values()).backward()
+    hooks.call("on_after_backward", state)
+    hooks.call("on_before_optimizer_step", state, state.optimizer)
+    state.optimizer.step()
+    state.optimizer.zero_grad(set_to_none=True)
+    state.step += 1
+    return losses
+
+
+def fit(model: torch.nn.Module, data: MultimodalDataset, methods: Iterable[Method | str] | Method | str | None = None,
+        *, num_epochs: int = 10, batch_size: int = 64, lr: float = 1e-3, optimizer: str = "adamw",
+        weight_decay: float = 1e-4, momentum: float = 0.9, lr_step: int | None = None, lr_gamma: float = 0.1,
+        seed: int = 0, device: str | torch.device = "cpu", select: str | None = None,
+        checkpoint: str | Path | None = None) -> FitResult:
+    """Train ``model`` on ``data.train`` with ``methods``; select the epoch on ``data.val``.
+
+    Args:
+        methods: Method instances or names; none means joint training.
+        lr_step: if set, multiply the learning rate by ``lr_gamma`` every ``lr_step`` epochs.
+        select: validation metric that picks the epoch (default ``"acc"``, or the first
+            method's ``select_metric``).
+        checkpoint: file to save after every epoch and to resume from.
+    """
+    if num_epochs < 1:
+        raise ValueError(f"num_epochs must be >= 1, got {num_epochs}")
+    start_time = time.perf_counter()
+    methods = resolve_methods(methods)
+    device = torch.device(device)
+    model.to(device)
+    opt = make_optimizer(model, optimizer, lr, weight_decay, momentum)
+    sched = torch.optim.lr_scheduler.StepLR(opt, lr_step, lr_gamma) if lr_step else None
+    select = select or next((m.select_metric for m in methods if getattr(m, "select_metric", None)), "acc")
+    rank, world = _distributed()
+    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    gen = torch.Generator().manual_seed(seed)
+    state = TrainState(model=model, optimizer=opt, modalities=tuple(model.modalities),
+                       num_classes=data.num_classes, num_epochs=num_epochs, device=device, generator=gen,
+                       batch_size=batch_size)
+    hooks = Hooks(methods)
+    default_loader = BatchLoader(data.train, batch_size, shuffle=True, generator=gen, rank=rank, world_size=world)
+
+    history: list[dict[str, float]] = []
+    best: dict[str, Any] = {"score": -float("inf"), "epoch": -1, "weights": None, "val": {}}
+    first_epoch = 0
+    ckpt = Path(checkpoint) if checkpoint else None
+    if ckpt is not None and ckpt.exists():
+        saved = torch.load(ckpt, weights_only=False)
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        if sched is not None and saved.get("scheduler"):
+            sched.load_state_dict(saved["scheduler"])
+        for m, s in zip(methods, saved["methods"]):
+            m.load_state_dict(s)
+        history, state.records, best = saved["history"], saved["records"], saved["best"]
+        gen.set_state(saved["generator"])
+        torch.set_rng_state(saved["torch_rng"])
+        first_epoch, state.step = saved["epoch"] + 1, saved["step"]
+
+    if first_epoch == 0:
+        hooks.call("on_fit_start", state)
+    for epoch in range(first_epoch, num_epochs):
+        state.epoch = epoch
+        model.train()
+        loader = (hooks.loader_owner.train_loader(state, data.train) if hooks.loader_owner else None) \
+            or default_loader
+        hooks.call("on_train_epoch_start", state)
+        total, count = 0.0, 0
+        for batch in loader:
+            batch = {"inputs": {k: v.to(device) for k, v in batch["inputs"].items()},
+                     "y": batch["y"].to(device), "index": batch["index"]}
+            losses = train_step(net, state, hooks, batch)
+            total += float(sum(v.detach() for v in losses.values())) * len(batch["y"])
+            count += len(batch["y"])
+        if sched is not None:
+            sched.step()
+        hooks.call("on_train_epoch_end", state)
+        val = evaluate(model, data.val, data.num_classes, device)
+        if select not in val:
+            raise ValueError(f"select={select!r} is not a validation metric; choose from {sorted(val)}")
+        history.append({"epoch": epoch, "train_loss": total / max(count, 1), **{f"val/{k}": v for k, v in val.items()}})
+        if val[select] > best["score"]:
+            best = {"score": val[select], "epoch": epoch, "val": val,
+                    "weights": copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})}
+        if ckpt is not None and rank == 0:
+            _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                          "scheduler": sched.state_dict() if sched else None,
+                          "methods": [m.state_dict() for m in methods], "history": history,
+                          "records": state.records, "best": best, "generator": gen.get_state(),
+                          "torch_rng": torch.get_rng_state(), "epoch": epoch, "step": state.step}, ckpt)
+    hooks.call("on_fit_end", state)
+    model.load_state_dict(best["weights"])
+    model.eval()
+    test = evaluate(model, data.test, data.num_classes, device)
+    return FitResult(model, history, state.records, best["epoch"], best["val"], test,
+                     time.perf_counter() - start_time, methods)
