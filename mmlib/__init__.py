@@ -4,7 +4,7 @@ One import line per notebook: ``import mmlib as mm``.
 """
 from . import data, experiment, methods, models, plot, profiles
 from .data import load_dataset
-from .experiment import Runs, run, summarize
+from .experiment import Runs, concat, run, summarize
 from .evaluate import classification_metrics, evaluate, linear_probe, predict, probe_all
 from .methods import Method, TrainState
 from .models import build_model
@@ -15,6 +15,6 @@ from .train import FitResult, fit
 __version__ = "0.1.0"
 
 __all__ = ["DATASETS", "ENCODERS", "FUSIONS", "FitResult", "METHODS", "Method", "Registry", "TrainState",
-           "Runs", "UnknownNameError", "build_model", "classification_metrics", "data", "evaluate", "fit",
+           "Runs", "UnknownNameError", "build_model", "classification_metrics", "concat", "data", "evaluate", "fit",
            "experiment", "linear_probe", "load_dataset", "methods", "models", "plot", "predict", "probe_all", "profiles", "run", "seed_everything",
            "summarize"]

@@ -96,6 +96,12 @@ def run(data, methods: MethodSpec | Iterable[MethodSpec] | None = None, *, seeds
     return Runs(pd.DataFrame(rows), results)
 
 
+def mean_std(values: pd.Series, digits: int = 1) -> str:
+    """``"mean ± std"`` with the sample std (0 for a single value)."""
+    std = values.std(ddof=1) if len(values) > 1 else 0.0
+    return f"{values.mean():.{digits}f} ± {std:.{digits}f}"
+
+
 def summarize(table: pd.DataFrame, metrics: Iterable[str], by: Iterable[str] = ("dataset", "label"),
               scale: float = 100.0, digits: int = 1) -> pd.DataFrame:
     """``mean ± std`` over seeds of each metric (in percent by default), one row per group."""
@@ -109,3 +115,36 @@ def summarize(table: pd.DataFrame, metrics: Iterable[str], by: Iterable[str] = (
         out[col] = [f"{m:.{digits}f} ± {s:.{digits}f}" for m, s in zip(mean[col], std[col])]
     out["seeds"] = g.size()
     return out
+
+
+def concat(runs: Iterable[Runs]) -> Runs:
+    """Several configurations' runs as one ``Runs``."""
+    out = Runs(pd.DataFrame())
+    for r in runs:
+        out = out + r
+    return out
+
+
+def imbalance_gaps(table: pd.DataFrame, joint_label: str = "joint",
+                   alone_label: str = "{modality} alone") -> pd.DataFrame:
+    """Per dataset and modality: accuracy trained alone vs linear probe after joint training.
+
+    The gap is paired by seed: (accuracy of the encoder trained alone) - (probe accuracy of
+    the same modality's encoder after joint training), in points, mean ± std over seeds.
+    Rows need ``acc/<m>`` (unimodal runs) and ``probe/<m>`` (joint runs).
+    """
+    rows = []
+    for dataset, part in table.groupby("dataset", sort=False):
+        modalities = [c[len("probe/"):] for c in part.columns
+                      if c.startswith("probe/") and part[c].notna().any()]
+        joint = part[part["label"] == joint_label].set_index("seed")
+        for m in modalities:
+            alone = part[part["label"] == alone_label.format(modality=m)].set_index("seed")
+            if alone.empty or joint.empty:
+                continue
+            a, p, h = alone[f"acc/{m}"] * 100, joint[f"probe/{m}"] * 100, joint[f"acc/{m}"] * 100
+            gap = (a - p).dropna()
+            rows.append({"dataset": dataset, "modality": m, "trained alone": mean_std(a),
+                         "joint: linear probe": mean_std(p), "joint: head slice": mean_std(h),
+                         "gap (alone - probe)": mean_std(gap), "seeds": len(gap)})
+    return pd.DataFrame(rows)

@@ -58,3 +58,37 @@ def curves(frame: pd.DataFrame, x: str, y: str, hue: str = "label", ax=None, yla
     if title:
         ax.set_title(title)
     return ax
+
+
+def encoder_quality(table: pd.DataFrame, settings: dict[str, tuple[str, str]], title: str | None = None):
+    """Bars of each modality's accuracy under several settings, one panel per dataset.
+
+    Args:
+        settings: legend name -> (run label, metric template), e.g.
+            ``{"trained alone": ("{m} alone", "acc/{m}"), "joint: probe": ("joint", "probe/{m}")}``.
+    """
+    rows = []
+    for dataset, part in table.groupby("dataset", sort=False):
+        modalities = [c[len("probe/"):] for c in part.columns if c.startswith("probe/") and part[c].notna().any()]
+        for m in modalities:
+            for name, (label, metric) in settings.items():
+                sel = part[part["label"] == label.format(m=m)]
+                col = metric.format(m=m)
+                for v in sel[col].dropna() if col in sel else []:
+                    rows.append({"dataset": dataset, "modality": m, "setting": name, "accuracy": 100 * v})
+    long = pd.DataFrame(rows)
+    panels = list(dict.fromkeys(long["dataset"]))
+    fig, axes = plt.subplots(1, len(panels), figsize=FIGSIZE, squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        sns.barplot(data=long[long["dataset"] == panel], x="modality", y="accuracy", hue="setting",
+                    errorbar="sd", capsize=0.1, ax=ax)
+        ax.set_title(panel)
+        ax.set_xlabel("")
+        ax.set_ylabel("test accuracy (%)")
+        handles, labels = ax.get_legend_handles_labels()
+        ax.get_legend().remove()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig

@@ -1,0 +1,75 @@
+"""mmlib run: parameter checks, atomic in-place runs, clear errors."""
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from mmlib import cli
+from mmlib.runner import NotebookError, check_parameters, execute, load_params
+
+
+def _notebook(path, body="print(profile)", tagged=True):
+    nb = new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    params = new_code_cell('profile = "default"\nseeds = None')
+    if tagged:
+        params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, new_code_cell(body)]
+    nbformat.write(nb, path)
+    return path
+
+
+def test_unknown_parameter_is_an_error_before_running(tmp_path):
+    nb = _notebook(tmp_path / "a.ipynb")
+    with pytest.raises(NotebookError, match=r"unknown parameter\(s\) \['epochs'\]; it declares \['profile', 'seeds'\]"):
+        check_parameters(nb, {"epochs": 3})
+
+
+def test_missing_parameters_cell_and_missing_notebook(tmp_path):
+    nb = _notebook(tmp_path / "a.ipynb", tagged=False)
+    with pytest.raises(NotebookError, match="no cell tagged 'parameters'"):
+        check_parameters(nb, {})
+    with pytest.raises(NotebookError, match="does not exist"):
+        check_parameters(tmp_path / "missing.ipynb", {})
+
+
+def test_param_file_errors(tmp_path):
+    (tmp_path / "p.yaml").write_text("- a\n- b\n")
+    with pytest.raises(NotebookError, match="must hold a mapping"):
+        load_params(tmp_path / "p.yaml")
+    with pytest.raises(NotebookError, match="cannot read parameter file"):
+        load_params(tmp_path / "nope.yaml")
+    (tmp_path / "q.yaml").write_text("seeds: [1, 2]\n")
+    assert load_params(tmp_path / "q.yaml") == {"seeds": [1, 2]}
+
+
+def test_execute_injects_parameters(tmp_path):
+    nb = _notebook(tmp_path / "a.ipynb")
+    report = execute(nb, tmp_path / "out" / "a.ipynb", {"profile": "quick"})
+    out = nbformat.read(report.output, as_version=4)
+    text = "".join(o.get("text", "") for c in out.cells for o in c.get("outputs", []))
+    assert "quick" in text and report.seconds > 0
+
+
+def test_failed_inplace_run_keeps_the_stored_notebook(tmp_path):
+    nb = _notebook(tmp_path / "a.ipynb", body="raise RuntimeError('boom')")
+    before = nb.read_text()
+    with pytest.raises(NotebookError, match="a.ipynb failed"):
+        execute(nb, nb, {})
+    assert nb.read_text() == before
+    assert not list(tmp_path.glob(".a-*"))
+
+
+def test_cli_run_and_errors(tmp_path, capsys):
+    nb = _notebook(tmp_path / "a.ipynb")
+    assert cli.main(["run", str(nb), "--output-dir", str(tmp_path / "out"), "-p", "seeds", "[1, 2]"]) == 0
+    assert "1 notebook(s)" in capsys.readouterr().err
+    assert cli.main(["run", str(nb), "-p", "bogus", "1", "--output-dir", str(tmp_path)]) == 1
+    assert "unknown parameter(s) ['bogus']" in capsys.readouterr().err
+    assert cli.main(["run", str(nb)]) == 2
+    assert "--inplace" in capsys.readouterr().err
+
+
+def test_cli_list(capsys):
+    assert cli.main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "datasets: av-digits, mfeat" in out and "joint-uni" in out and "profiles: quick, default, paper" in out
