@@ -5,8 +5,6 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-export TQDM_DISABLE := 1
-export MPLBACKEND := Agg
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: book notebooks render test unit nbval bench clean
@@ -28,7 +26,7 @@ render: $(STAMP)                       ## build the HTML book from the stored ou
 	@echo "book: $(CURDIR)/_build/html/index.html"
 
 test: $(STAMP) render                  ## what CI runs
-	$(BIN)/python -m pytest tests notebooks --nbval --nbval-current-env \
+	TQDM_DISABLE=1 $(BIN)/python -m pytest tests notebooks --nbval --nbval-current-env \
 		--nbval-sanitize-with .nbval-sanitize.cfg -p no:cacheprovider -q
 
 unit: $(STAMP)                         ## unit tests only

@@ -28,18 +28,21 @@ def make_methods(spec: MethodSpec | Iterable[MethodSpec] | None) -> list[Method]
         return []
     if isinstance(spec, (Method, str, tuple)) or callable(spec):
         spec = [spec]
+    if not isinstance(spec, Iterable):
+        raise TypeError(f"methods must be a method spec or a list of them, got {spec!r}")
     out = []
     for s in spec:
         if isinstance(s, Method):
             out.append(copy.deepcopy(s))
         elif isinstance(s, str):
             out.append(METHODS.create(s))
-        elif isinstance(s, tuple):
+        elif isinstance(s, tuple) and len(s) == 2 and isinstance(s[0], str) and isinstance(s[1], dict):
             out.append(METHODS.create(s[0], **s[1]))
-        elif callable(s):
+        elif callable(s) and not isinstance(s, tuple):
             out.append(s())
         else:
-            raise TypeError(f"cannot make a method from {s!r}")
+            raise TypeError(f"cannot make a method from {s!r}: give a Method, a registered name, "
+                            f"a (name, kwargs) pair or a factory; several methods go in a list")
     return out
 
 

@@ -12,7 +12,18 @@ PALETTE = "colorblind"
 
 
 def use_style() -> None:
-    """Seaborn theme, fixed size and resolution, PNG inline output (nbval-friendly)."""
+    """Seaborn theme, fixed size and resolution, PNG inline output (nbval-friendly).
+
+    Inside a Jupyter kernel the inline backend is selected even if ``MPLBACKEND`` says
+    otherwise, so figures are always stored as PNG outputs.
+    """
+    try:
+        from IPython import get_ipython
+
+        if get_ipython() is not None and hasattr(get_ipython(), "kernel"):
+            plt.switch_backend("module://matplotlib_inline.backend_inline")
+    except ImportError:
+        pass
     sns.set_theme(style="whitegrid", palette=PALETTE, context="notebook")
     plt.rcParams.update({"figure.figsize": FIGSIZE, "figure.dpi": 90, "savefig.dpi": 90,
                          "axes.titlesize": "medium", "legend.fontsize": "small"})
@@ -76,6 +87,9 @@ def encoder_quality(table: pd.DataFrame, settings: dict[str, tuple[str, str]], t
                 col = metric.format(m=m)
                 for v in sel[col].dropna() if col in sel else []:
                     rows.append({"dataset": dataset, "modality": m, "setting": name, "accuracy": 100 * v})
+    if not rows:
+        raise ValueError(f"encoder_quality: no rows of {table['label'].unique().tolist()} match the settings "
+                         f"{settings}; check the run labels")
     long = pd.DataFrame(rows)
     panels = list(dict.fromkeys(long["dataset"]))
     fig, axes = plt.subplots(1, len(panels), figsize=FIGSIZE, squeeze=False)

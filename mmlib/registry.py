@@ -41,8 +41,8 @@ class Registry:
         def deco(obj: Callable[..., Any]) -> Callable[..., Any]:
             if name in self._items:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
-            self._items[name] = obj
             obj.registry_name = name
+            self._items[name] = obj
             return obj
 
         return deco

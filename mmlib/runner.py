@@ -6,6 +6,7 @@ notebook only on success, so a failing run never destroys the stored outputs.
 """
 from __future__ import annotations
 
+import ast
 import os
 import tempfile
 import time
@@ -55,11 +56,25 @@ def load_params(path: str | Path | None) -> dict[str, Any]:
     return data
 
 
-def check_parameters(notebook: Path, params: dict[str, Any]) -> None:
+def check_parameters(notebook: Path, params: dict[str, Any]) -> dict[str, Any]:
+    """Reject undeclared names; return only the parameters that differ from the defaults.
+
+    Dropping unchanged values keeps a default-profile run free of papermill's injected cell,
+    so the stored notebooks stay identical in structure to their sources.
+    """
     declared = declared_parameters(notebook)
     unknown = sorted(set(params) - set(declared))
     if unknown:
         raise NotebookError(f"{notebook}: unknown parameter(s) {unknown}; it declares {sorted(declared)}")
+    changed = {}
+    for name, value in params.items():
+        try:
+            default = ast.literal_eval(declared[name]["default"])
+        except (ValueError, SyntaxError, KeyError):
+            default = object()
+        if default != value or type(default) is not type(value):
+            changed[name] = value
+    return changed
 
 
 def execute(notebook: str | Path, output: str | Path, params: dict[str, Any], cwd: str | Path | None = None,
@@ -68,7 +83,7 @@ def execute(notebook: str | Path, output: str | Path, params: dict[str, Any], cw
     import papermill as pm
 
     notebook, output = Path(notebook), Path(output)
-    check_parameters(notebook, params)
+    params = check_parameters(notebook, params)
     output.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".ipynb", dir=output.parent, prefix=f".{output.stem}-")
     os.close(fd)

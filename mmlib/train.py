@@ -168,7 +168,8 @@ def fit(model: torch.nn.Module, data: MultimodalDataset, methods: Iterable[Metho
     sched = torch.optim.lr_scheduler.StepLR(opt, lr_step, lr_gamma) if lr_step else None
     select = select or next((m.select_metric for m in methods if getattr(m, "select_metric", None)), "acc")
     rank, world = _distributed()
-    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    # unused parameters are normal here (unimodal training leaves other encoders idle)
+    net = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True) if world > 1 else model
     gen = torch.Generator().manual_seed(seed)
     state = TrainState(model=model, optimizer=opt, modalities=tuple(model.modalities),
                        num_classes=data.num_classes, num_epochs=num_epochs, device=device, generator=gen,

@@ -24,6 +24,14 @@ def test_unknown_parameter_is_an_error_before_running(tmp_path):
         check_parameters(nb, {"epochs": 3})
 
 
+def test_unchanged_parameters_are_not_injected(tmp_path):
+    nb = _notebook(tmp_path / "a.ipynb")
+    assert check_parameters(nb, {"profile": "default", "seeds": [0]}) == {"seeds": [0]}
+    report = execute(nb, tmp_path / "b.ipynb", {"profile": "default"})
+    tags = [c.metadata.get("tags", []) for c in nbformat.read(report.output, as_version=4).cells]
+    assert not any("injected-parameters" in t for t in tags)
+
+
 def test_missing_parameters_cell_and_missing_notebook(tmp_path):
     nb = _notebook(tmp_path / "a.ipynb", tagged=False)
     with pytest.raises(NotebookError, match="no cell tagged 'parameters'"):

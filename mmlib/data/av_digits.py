@@ -85,7 +85,8 @@ def load_av_digits(n_samples: int = 2000, data_seed: int = 0, frame_size: int = 
     """Generate the dataset; the same arguments always give the same tensors.
 
     Args:
-        n_samples: total over the three splits (each split draws from its own base images).
+        n_samples: total over the three splits, divided by ``split`` (each split has at least
+            10 samples and draws from its own base images).
         data_seed: seeds the split and every random draw of the generator.
         width, feat_dim: channels and output size of the default CNN encoders.
     """

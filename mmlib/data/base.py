@@ -1,7 +1,7 @@
 """The in-memory multimodal dataset, its splits, and a fast batch loader.
 
 A batch is a dict ``{"inputs": {modality: Tensor}, "y": LongTensor (B,), "index": LongTensor (B,)}``;
-``index`` holds sample ids within the split (sample-level methods need them).
+``index`` holds sample ids 0..N-1 within the split (sample-level methods keep per-sample state by them).
 """
 from __future__ import annotations
 
@@ -15,7 +15,10 @@ from torch import Tensor
 
 @dataclass
 class Split:
-    """One split: modality -> tensor (N, ...), labels (N,), and sample ids (N,)."""
+    """One split: modality -> tensor (N, ...), labels (N,), and sample ids (N,).
+
+    ``subset`` keeps the parent's ids; ``make_splits`` renumbers each split 0..N-1.
+    """
 
     inputs: dict[str, Tensor]
     y: Tensor
@@ -105,7 +108,8 @@ def make_splits(inputs: dict[str, Tensor], y: Tensor, fractions: tuple[float, fl
                 seed: int) -> tuple[Split, Split, Split]:
     tr, va, te = stratified_split(y.numpy(), fractions, seed)
     full = Split(inputs, y)
-    return full.subset(tr), full.subset(va), full.subset(te)
+    parts = [full.subset(idx) for idx in (tr, va, te)]
+    return tuple(Split(p.inputs, p.y) for p in parts)  # ids 0..N-1 within each split
 
 
 class BatchLoader:
@@ -123,6 +127,8 @@ class BatchLoader:
                  rank: int = 0, world_size: int = 1):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
         self.split, self.batch_size, self.shuffle = split, batch_size, shuffle
         self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
         self.drop_last, self.rank, self.world_size = drop_last, rank, world_size
@@ -132,7 +138,7 @@ class BatchLoader:
         order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
         if self.world_size > 1:
             per_rank = -(-n // self.world_size)
-            order = torch.cat([order, order[: per_rank * self.world_size - n]])
+            order = order.repeat(-(-per_rank * self.world_size // n))[: per_rank * self.world_size]
             order = order[self.rank::self.world_size]
         return order
 

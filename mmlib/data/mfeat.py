@@ -58,7 +58,7 @@ def read_view(view: str, folder: Path | None = None) -> tuple[np.ndarray, np.nda
 def load_mfeat(views: tuple[str, ...] | list[str] = ("fac", "fou"), data_seed: int = 0,
                split: tuple[float, float, float] = (0.6, 0.2, 0.2), hidden: int = 64,
                feat_dim: int = 32) -> MultimodalDataset:
-    """Any subset (two or more) of the six views, standardised with training statistics.
+    """Any subset of the six views (two or more for a fusion model), standardised with training statistics.
 
     The default pair ``("fac", "fou")`` was measured to show the imbalance (see the notebook):
     ``fac`` is the strong view and ``fou`` the weak one.

@@ -1,0 +1,80 @@
+"""Plots: the book style and the figures notebooks reuse, on small hand-made tables."""
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from mmlib import plot  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+@pytest.fixture
+def table():
+    rows = []
+    for ds in ("d1", "d2"):
+        for seed in (0, 1):
+            rows.append({"dataset": ds, "label": "joint", "seed": seed, "acc": 0.6 + 0.1 * seed,
+                         "acc/a": 0.5, "acc/b": 0.3, "probe/a": 0.7 + 0.05 * seed, "probe/b": 0.4})
+            rows.append({"dataset": ds, "label": "a alone", "seed": seed, "acc": 0.8, "acc/a": 0.8 + 0.02 * seed,
+                         "acc/b": float("nan"), "probe/a": float("nan"), "probe/b": float("nan")})
+            rows.append({"dataset": ds, "label": "b alone", "seed": seed, "acc": 0.5, "acc/a": float("nan"),
+                         "acc/b": 0.55, "probe/a": float("nan"), "probe/b": float("nan")})
+    return pd.DataFrame(rows)
+
+
+def test_use_style_sets_book_rc():
+    plt.rcParams["figure.dpi"] = 50
+    plot.use_style()
+    assert tuple(plt.rcParams["figure.figsize"]) == plot.FIGSIZE
+    assert plt.rcParams["figure.dpi"] == 90 and plt.rcParams["savefig.dpi"] == 90
+
+
+def test_bars_one_panel_with_mean_heights(table):
+    part = table[(table["dataset"] == "d1") & (table["label"] == "joint")][["label", "seed", "acc", "probe/a"]]
+    fig = plot.bars(part, ["acc", "probe/a"], title="t")
+    assert isinstance(fig, plt.Figure)
+    (ax,) = fig.axes
+    assert ax.get_title() == "t" and ax.get_ylabel() == "test accuracy (%)"
+    heights = sorted(round(p.get_height(), 6) for p in ax.patches if p.get_height() > 0)
+    assert heights == [65.0, 72.5]  # means over the two seeds, in percent
+
+
+def test_bars_one_panel_per_col_value(table):
+    fig = plot.bars(table[["dataset", "label", "seed", "acc"]], ["acc"], col="dataset", title="by dataset")
+    assert [ax.get_title() for ax in fig.axes] == ["d1", "d2"]
+    assert fig._suptitle is not None and fig._suptitle.get_text() == "by dataset"
+    assert fig.axes[0].get_legend() is None  # only the last panel keeps its legend
+
+
+def test_curves_draws_one_line_per_hue_on_given_axes():
+    frame = pd.DataFrame({"epoch": [0, 1, 0, 1, 0, 1, 0, 1], "val/acc": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8],
+                          "label": ["x"] * 4 + ["y"] * 4, "seed": [0, 0, 1, 1] * 2})
+    fig, ax = plt.subplots()
+    out = plot.curves(frame, "epoch", "val/acc", ax=ax, ylabel="acc", title="curves")
+    assert out is ax
+    assert ax.get_ylabel() == "acc" and ax.get_title() == "curves"
+    lines = [ln for ln in ax.get_lines() if len(ln.get_xdata()) == 2]
+    means = sorted(tuple(round(float(v), 6) for v in ln.get_ydata()) for ln in lines)
+    assert means == [(0.2, 0.3), (0.6, 0.7)]  # mean over seeds per epoch, one line per label
+    new_ax = plot.curves(frame, "epoch", "val/acc")
+    assert isinstance(new_ax, plt.Axes) and new_ax.get_ylabel() == "val/acc"
+
+
+def test_encoder_quality_one_panel_per_dataset(table):
+    settings = {"trained alone": ("{m} alone", "acc/{m}"), "joint: probe": ("joint", "probe/{m}")}
+    fig = plot.encoder_quality(table, settings, title="quality")
+    assert isinstance(fig, plt.Figure)
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels] == ["d1", "d2"]
+    assert len(fig.legends) == 1
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["trained alone", "joint: probe"]
+    heights = sorted(round(p.get_height(), 6) for p in panels[0].patches if p.get_height() > 0)
+    assert heights == [40.0, 55.0, 72.5, 81.0]
