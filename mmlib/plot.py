@@ -20,8 +20,10 @@ def use_style() -> None:
     try:
         from IPython import get_ipython
 
-        if get_ipython() is not None and hasattr(get_ipython(), "kernel"):
-            plt.switch_backend("module://matplotlib_inline.backend_inline")
+        shell = get_ipython()
+        # only when needed: enabling inline twice would show every figure twice
+        if shell is not None and hasattr(shell, "kernel") and "inline" not in plt.get_backend():
+            shell.run_line_magic("matplotlib", "inline")
     except ImportError:
         pass
     sns.set_theme(style="whitegrid", palette=PALETTE, context="notebook")

@@ -5,7 +5,6 @@
 """
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from ..registry import ENCODERS
@@ -60,4 +59,4 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-__all__ = ["ConvEncoder", "MLPEncoder", "build_encoder", "count_parameters", "torch"]
+__all__ = ["ConvEncoder", "MLPEncoder", "build_encoder", "count_parameters"]
