@@ -102,5 +102,8 @@ def execute(notebook: str | Path, output: str | Path, params: dict[str, Any], cw
             os.environ.pop("TQDM_DISABLE", None)
         else:
             os.environ["TQDM_DISABLE"] = env_before
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
     os.replace(tmp, output)
     return RunReport(notebook, output, time.perf_counter() - start)
