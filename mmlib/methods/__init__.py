@@ -1,6 +1,8 @@
 """Training methods by name: ``METHODS.create("joint")``; see ``base.py`` for the hook order."""
 from ..registry import METHODS
 from . import joint  # noqa: F401  (registration)
+from . import ogm_ge, opm  # noqa: F401  (registration)
+from . import mmpareto  # noqa: F401  (registration)
 from .base import EXCLUSIVE_HOOKS, Method, TrainState, exclusive_owner, modality_params, overrides
 from .joint import Joint, JointUnimodal, Unimodal, joint_loss
 
