@@ -115,7 +115,7 @@ def summarize(table: pd.DataFrame, metrics: Iterable[str], by: Iterable[str] = (
     mean, std = g.mean() * scale, g.std(ddof=1).fillna(0.0) * scale
     out = mean.copy().astype(object)
     for col in metrics:
-        out[col] = [f"{m:.{digits}f} ± {s:.{digits}f}" for m, s in zip(mean[col], std[col])]
+        out[col] = ["–" if pd.isna(m) else f"{m:.{digits}f} ± {s:.{digits}f}" for m, s in zip(mean[col], std[col])]
     out["seeds"] = g.size()
     return out
 

@@ -6,10 +6,11 @@ import random
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 
 def seed_everything(seed: int, num_threads: int | None = 1, deterministic: bool = True) -> torch.Generator:
-    """Seed Python, NumPy and torch; fix the thread count; ask for deterministic kernels.
+    """Seed Python, NumPy and torch; fix the torch and BLAS thread counts; ask for deterministic kernels.
 
     On CPU the same seed then gives the same numbers, run after run. One thread is the
     default because reductions split over threads may sum in a different order.
@@ -25,6 +26,8 @@ def seed_everything(seed: int, num_threads: int | None = 1, deterministic: bool 
     torch.manual_seed(seed)
     if num_threads is not None:
         torch.set_num_threads(num_threads)
+        # BLAS threads too: scikit-learn's probes otherwise oversubscribe a small machine
+        threadpool_limits(num_threads)
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)

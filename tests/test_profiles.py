@@ -21,8 +21,8 @@ def test_quick_and_default_settings():
 
 def test_train_includes_device_and_all_training_settings():
     p = resolve("default", device="cuda:1")
-    assert p.train("mfeat") == {"num_epochs": 30, "batch_size": 64, "lr": 1e-3, "optimizer": "adamw",
-                                "weight_decay": 1e-4, "device": "cuda:1"}
+    assert p.train("mfeat") == {"num_epochs": 30, "batch_size": 64, "lr": 0.05, "optimizer": "sgd",
+                                "momentum": 0.9, "weight_decay": 1e-4, "device": "cuda:1"}
     assert set(p.train("av-digits")) <= set(TRAIN_KEYS) | {"device"}
 
 
@@ -30,7 +30,7 @@ def test_training_override_applies_to_every_dataset():
     p = resolve("quick", lr=0.5, num_epochs=7)
     for ds in ("av-digits", "mfeat"):
         assert p.train(ds)["lr"] == 0.5 and p.train(ds)["num_epochs"] == 7
-    assert PROFILES["quick"]["datasets"]["mfeat"]["train"]["lr"] == 1e-3  # the table is not mutated
+    assert PROFILES["quick"]["datasets"]["mfeat"]["train"]["lr"] == 0.05  # the table is not mutated
 
 
 def test_new_training_key_is_added():
