@@ -19,6 +19,10 @@ hooks in this order, methods in list order (the same sequence works in your own 
         for m in methods: m.on_train_epoch_end(state)
     for m in methods: m.on_fit_end(state)
 
+When ``fit`` resumes from a checkpoint it restores each method's ``state_dict`` and does not
+call ``on_fit_start`` again, so a method that sets itself up there must also cope with a
+first hook call after ``load_state_dict``.
+
 ``compute_loss``, ``backward`` and ``train_loader`` are exclusive: at most one method in the
 list may override each; ``fit`` raises an error naming both when two do. Gradient edits go in
 ``on_before_optimizer_step`` (after the DDP all-reduce). Methods record diagnostics with
