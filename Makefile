@@ -26,14 +26,14 @@ render: $(STAMP)                       ## build the HTML book from the stored ou
 	@echo "book: $(CURDIR)/_build/html/index.html"
 
 test: $(STAMP) render                  ## what CI runs
-	TQDM_DISABLE=1 $(BIN)/python -m pytest tests notebooks --nbval --nbval-current-env \
+	TQDM_DISABLE=1 $(BIN)/python -m pytest tests notebooks/*.ipynb --nbval --nbval-current-env \
 		--nbval-sanitize-with .nbval-sanitize.cfg -p no:cacheprovider -q
 
 unit: $(STAMP)                         ## unit tests only
 	$(BIN)/python -m pytest tests -q -p no:cacheprovider
 
 nbval: $(STAMP)                        ## stored notebook outputs only
-	$(BIN)/python -m pytest notebooks --nbval --nbval-current-env --nbval-sanitize-with .nbval-sanitize.cfg -q
+	$(BIN)/python -m pytest notebooks/*.ipynb --nbval --nbval-current-env --nbval-sanitize-with .nbval-sanitize.cfg -q
 
 bench: $(STAMP)                        ## step-time ratios vs joint training
 	$(BIN)/python benchmarks/step_time.py --methods $(METHODS)

@@ -21,7 +21,7 @@ from .runner import NotebookError, execute, load_params
 def notebooks_in_toc(toc: Path = Path("_toc.yml")) -> list[Path]:
     """Notebooks listed in the book's table of contents, in order."""
     if not toc.exists():
-        return sorted(Path("notebooks").glob("*.ipynb"))
+        return sorted(p for p in Path("notebooks").glob("*.ipynb") if not p.name.startswith("."))
     found: list[Path] = []
 
     def walk(node):

@@ -9,7 +9,7 @@ from mmlib.cli import notebooks_in_toc
 from mmlib.runner import execute
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+NOTEBOOKS = sorted(p for p in (ROOT / "notebooks").glob("*.ipynb") if not p.name.startswith("."))
 
 
 def _toc_files():
