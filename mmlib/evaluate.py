@@ -72,9 +72,14 @@ def linear_probe(model, data, modality: str, Cs: tuple[float, ...] = (0.01, 0.1,
     """
     if modality not in model.modalities:
         raise ValueError(f"linear_probe: unknown modality {modality!r}; the model has {model.modalities}")
-    feats = {name: predict(model, split, device=device) for name, split in data.splits().items()}
-    x = {name: r["feats"][modality].numpy().astype(np.float64) for name, r in feats.items()}
-    y = {name: r["y"].numpy() for name, r in feats.items()}
+    preds = {name: predict(model, split, device=device) for name, split in data.splits().items()}
+    return _fit_probe(preds, modality, Cs)
+
+
+def _fit_probe(preds: dict[str, dict[str, Any]], modality: str, Cs: tuple[float, ...]) -> dict[str, float]:
+    """The probe of one modality from ``predict`` outputs of the train / val / test splits."""
+    x = {name: r["feats"][modality].numpy().astype(np.float64) for name, r in preds.items()}
+    y = {name: r["y"].numpy() for name, r in preds.items()}
     scaler = StandardScaler().fit(x["train"])
     x = {k: scaler.transform(v) for k, v in x.items()}
     best = None
@@ -87,6 +92,11 @@ def linear_probe(model, data, modality: str, Cs: tuple[float, ...] = (0.01, 0.1,
     return {"val": val, "test": float(clf.score(x["test"], y["test"])), "C": c}
 
 
-def probe_all(model, data, device: str | torch.device = "cpu") -> dict[str, float]:
-    """Test accuracy of a linear probe for every modality: ``{"probe/<m>": acc}``."""
-    return {f"probe/{m}": linear_probe(model, data, m, device=device)["test"] for m in model.modalities}
+def probe_all(model, data, Cs: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0),
+              device: str | torch.device = "cpu") -> dict[str, float]:
+    """Test accuracy of a linear probe for every modality: ``{"probe/<m>": acc}``.
+
+    The features of each split are computed once and shared by the modalities' probes.
+    """
+    preds = {name: predict(model, split, device=device) for name, split in data.splits().items()}
+    return {f"probe/{m}": _fit_probe(preds, m, Cs)["test"] for m in model.modalities}
