@@ -120,6 +120,11 @@ def summarize(table: pd.DataFrame, metrics: Iterable[str], by: Iterable[str] = (
     return out
 
 
+def probed_modalities(table: pd.DataFrame) -> list[str]:
+    """Modalities with at least one ``probe/<m>`` value in ``table``, in column order."""
+    return [c[len("probe/"):] for c in table.columns if c.startswith("probe/") and table[c].notna().any()]
+
+
 def concat(runs: Iterable[Runs]) -> Runs:
     """Several configurations' runs as one ``Runs``."""
     out = Runs(pd.DataFrame())
@@ -138,8 +143,7 @@ def imbalance_gaps(table: pd.DataFrame, joint_label: str = "joint",
     """
     rows = []
     for dataset, part in table.groupby("dataset", sort=False):
-        modalities = [c[len("probe/"):] for c in part.columns
-                      if c.startswith("probe/") and part[c].notna().any()]
+        modalities = probed_modalities(part)
         joint = part[part["label"] == joint_label].set_index("seed")
         for m in modalities:
             alone = part[part["label"] == alone_label.format(modality=m)].set_index("seed")

@@ -7,6 +7,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
+from .experiment import probed_modalities
+
 FIGSIZE = (7.0, 3.2)
 PALETTE = "colorblind"
 
@@ -82,7 +84,7 @@ def encoder_quality(table: pd.DataFrame, settings: dict[str, tuple[str, str]], t
     """
     rows = []
     for dataset, part in table.groupby("dataset", sort=False):
-        modalities = [c[len("probe/"):] for c in part.columns if c.startswith("probe/") and part[c].notna().any()]
+        modalities = probed_modalities(part)
         for m in modalities:
             for name, (label, metric) in settings.items():
                 sel = part[part["label"] == label.format(m=m)]

@@ -146,6 +146,11 @@ class Method:
         return f"{type(self).__name__}({hp})"
 
 
+def in_window(epoch: int, start_epoch: int, end_epoch: int | None) -> bool:
+    """Whether ``epoch`` lies in the inclusive, 0-based window (``end_epoch=None``: no end)."""
+    return start_epoch <= epoch and (end_epoch is None or epoch <= end_epoch)
+
+
 def overrides(method: Method, hook: str) -> bool:
     """Whether ``method`` defines its own ``hook``."""
     return getattr(type(method), hook) is not getattr(Method, hook)

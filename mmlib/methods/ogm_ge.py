@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from ..registry import METHODS
 from ..repro import derive_seed
-from .base import Method, TrainState
+from .base import Method, TrainState, in_window
 from .discrepancy import batch_ratios
 
 RULES = ("code", "paper")
@@ -91,7 +91,7 @@ class OGMGE(Method):
         self._saved_noise: Tensor | None = None
 
     def in_window(self, epoch: int) -> bool:
-        return self.start_epoch <= epoch and (self.end_epoch is None or epoch <= self.end_epoch)
+        return in_window(epoch, self.start_epoch, self.end_epoch)
 
     def on_fit_start(self, state: TrainState) -> None:
         self._noise, self._saved_noise = None, None  # a fresh run, not a resume

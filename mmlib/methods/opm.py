@@ -10,7 +10,7 @@ from torch import Tensor
 
 from ..registry import METHODS
 from ..repro import derive_seed
-from .base import Method, TrainState
+from .base import Method, TrainState, in_window
 from .discrepancy import batch_ratios
 
 
@@ -69,7 +69,7 @@ class OPM(Method):
         self._saved: dict[str, Any] = {}
 
     def in_window(self, epoch: int) -> bool:
-        return self.start_epoch <= epoch and (self.end_epoch is None or epoch <= self.end_epoch)
+        return in_window(epoch, self.start_epoch, self.end_epoch)
 
     def on_fit_start(self, state: TrainState) -> None:
         self._q, self._gens, self._saved = {}, {}, {}  # a fresh run, not a resume
