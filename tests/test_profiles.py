@@ -74,7 +74,15 @@ def test_unknown_dataset_in_profile_lists_covered_ones():
 
 @pytest.mark.parametrize("seeds,expected", [([3, 4], [3, 4]), (5, [5]), ((1, 2), [1, 2]), ([0], [0])])
 def test_seeds_override(seeds, expected):
-    assert resolve("default", seeds=seeds).seeds == expected
+    cfg = resolve("default", seeds=seeds)
+    assert cfg.seeds == expected and cfg.close_seeds == expected  # the caller's seeds are exact
+
+
+@pytest.mark.parametrize("name", ["quick", "default"])
+def test_close_seeds_extend_the_seeds(name):
+    cfg = resolve(name)
+    assert cfg.close_seeds[:len(cfg.seeds)] == cfg.seeds and len(set(cfg.close_seeds)) == len(cfg.close_seeds)
+    assert len(resolve("default").close_seeds) > len(resolve("default").seeds)
 
 
 @pytest.mark.parametrize("bad", [[], [-1], [1.5], ["0"], [0, None]])

@@ -14,6 +14,7 @@ Reference: wei2024mmpareto (and sener2018mgda for ``mgda``); notebook ``notebook
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -37,12 +38,14 @@ class MMPareto(Method):
         weights: ``"pareto"`` (1/2 without conflict, min-norm with), ``"min-norm"`` (always),
             ``"uniform"`` (always 1/2).
         naive: one backward pass per loss, as the official code (for tests and benchmarks).
-        batched: one vmapped vector-Jacobian product for both losses instead of two plain ones.
+        batched: one vmapped backward pass for both losses instead of two plain ones.
 
-    Exact gradients without re-running the heads: each loss reaches encoder k only through its
-    features z^k, so v_m = dL_mm/dz^k and v_u = dL_u^k/dz^k come from two head-level
-    ``autograd.grad`` calls, and vector-Jacobian products of z^k give g_m and g_u (two plain
-    ones by default: on one CPU thread they beat the vmapped one, and need no batching rules).
+    Exact per-loss gradients from two backward passes, not the official M + 2: the fused loss,
+    and the sum of the unimodal losses (L_u^j does not reach encoder k for j != k, so the sum's
+    gradient on encoder k is g_u^k). ``batched=True`` runs both as one vmapped pass (on one CPU
+    thread two plain passes are faster). The rule then runs on all encoders at once, with
+    segmented sums over one flat (2, N) gradient (``GradLayout``).
+
     Weight decay is left to the optimizer, unscaled by gamma, as in the official code. On
     purpose unlike it: cos = 0 (a zero gradient) is no conflict, c is clipped to [0, 1] (not
     [0.001, 0.999]), and ||h|| = 0 gives a zero update, not NaN.
@@ -60,10 +63,9 @@ class MMPareto(Method):
         self.gamma, self.rescale, self.weights = gamma, rescale, weights
         self.naive, self.batched = naive, batched
         self.c: dict[str, float] = {}  # the last step's weight on g_m, per encoder
-        self._feats: dict[str, Tensor] | None = None
+        self._layout: GradLayout | None = None
 
     def compute_loss(self, state: TrainState, out, batch: dict[str, Any]) -> dict[str, Tensor]:
-        self._feats = out.feats  # backward needs z^k; the losses alone do not carry them
         y = batch["y"]
         losses = {"fused": F.cross_entropy(out.logits, y)}
         for m, logit in out.uni_logits.items():
@@ -71,87 +73,123 @@ class MMPareto(Method):
         return losses
 
     def backward(self, state: TrainState, losses: dict[str, Tensor]) -> None:
-        model, feats, self._feats = state.model, self._feats, None
+        model = state.model
         enc = {m: modality_params(model, m) for m in state.modalities}
+        layout = self._layout_for(model, enc)
         if self.naive:
-            grads = self._separate_grads(losses, enc)
+            grads = self._separate_grads(losses, layout)
         else:
-            grads = self._feature_grads(model, losses, feats, enc)
+            grads = self._two_pass_grads(losses, layout)
         if state.world_size > 1:  # autograd.grad bypasses DDP's reducer: average here, heads too
-            for g in [*grads.values(), *(p.grad for p in model.head.parameters() if p.grad is not None)]:
+            for g in [grads, *(p.grad for p in layout.head if p.grad is not None)]:
                 state.all_reduce(g).div_(state.world_size)
-        for m, g in grads.items():
-            self._combine(state, m, enc[m], g)
+        self._combine(state, layout, grads)
 
-    def _feature_grads(self, model, losses, feats, enc) -> dict[str, Tensor]:
-        """Per encoder, its flattened [g_m; g_u] (2, N), from vector-Jacobian products of z^k."""
-        mods = tuple(enc)
-        zs = [feats[m] for m in mods]
+    def _layout_for(self, model, enc: dict[str, list]) -> "GradLayout":
         head = [p for p in model.head.parameters() if p.requires_grad]
-        uni = sum(losses[f"uni/{m}"] for m in mods)  # L_u^j does not depend on z^k for j != k
-        v_mm = torch.autograd.grad(losses["fused"], zs + head, retain_graph=True, allow_unused=True)
-        v_uni = torch.autograd.grad(uni, zs + head, retain_graph=True, allow_unused=True)
-        for p, a, b in zip(head, v_mm[len(mods):], v_uni[len(mods):]):
-            _accumulate(p, b if a is None else (a if b is None else a + b))
-        v_mm = [_zeros_if_none(v, z) for v, z in zip(v_mm, zs)]
-        v_uni = [_zeros_if_none(v, z) for v, z in zip(v_uni, zs)]
-        every = [p for m in mods for p in enc[m]]  # the encoders' graphs are disjoint: one call for all
-        if self.batched:
-            gs = torch.autograd.grad(zs, every, [torch.stack(v) for v in zip(v_mm, v_uni)],
-                                     is_grads_batched=True, allow_unused=True)
-            gs = [(p.new_zeros((2, *p.shape)) if g is None else g).reshape(2, -1) for g, p in zip(gs, every)]
-        else:
-            g_mm = torch.autograd.grad(zs, every, v_mm, retain_graph=True, allow_unused=True)
-            g_uni = torch.autograd.grad(zs, every, v_uni, allow_unused=True)
-            gs = [torch.stack([_zeros_if_none(a, p), _zeros_if_none(b, p)]).reshape(2, -1)
-                  for a, b, p in zip(g_mm, g_uni, every)]
-        grads, start = {}, 0
-        for m in mods:
-            grads[m], start = torch.cat(gs[start:start + len(enc[m])], 1), start + len(enc[m])
-        return grads
+        key = (tuple(enc), tuple(id(p) for ps in enc.values() for p in ps), tuple(id(p) for p in head))
+        if self._layout is None or self._layout.key != key:
+            self._layout = GradLayout(enc, head, key)
+        return self._layout
 
-    def _separate_grads(self, losses, enc) -> dict[str, Tensor]:
+    def _two_pass_grads(self, losses, layout: "GradLayout") -> Tensor:
+        """[g_m; g_u] of every encoder, flattened and concatenated: (2, N).
+
+        The fused loss and the sum of the unimodal losses, each back-propagated once (the
+        official scheme needs one pass per loss, M + 2 for M modalities): L_u^j does not
+        depend on encoder k for j != k, so the sum's gradient on encoder k is g_u^k exactly.
+        The heads get the sum of both passes, their ordinary gradient.
+        """
+        wrt = layout.params + layout.head
+        uni = sum(losses[f"uni/{m}"] for m in layout.modalities)
+        if self.batched:  # one vmapped pass over both cotangents
+            both = torch.autograd.grad(torch.stack([losses["fused"], uni]), wrt, torch.eye(2, device=uni.device),
+                                       is_grads_batched=True, allow_unused=True)
+            g_mm, g_uni = zip(*(((None, None) if g is None else g.unbind()) for g in both))
+        else:
+            g_mm = torch.autograd.grad(losses["fused"], wrt, retain_graph=True, allow_unused=True)
+            g_uni = torch.autograd.grad(uni, wrt, allow_unused=True)
+        n = len(layout.params)
+        for p, a, b in zip(layout.head, g_mm[n:], g_uni[n:]):
+            _accumulate(p, b if a is None else (a if b is None else a + b))
+        return _flat([*g_mm[:n], *g_uni[:n]], layout.params * 2).view(2, -1)
+
+    def _separate_grads(self, losses, layout: "GradLayout") -> Tensor:
         """The official scheme: one backward per loss, then one of the sum for the heads."""
-        every = [p for ps in enc.values() for p in ps]
-        g_mm = dict(zip(every, torch.autograd.grad(losses["fused"], every, retain_graph=True, allow_unused=True)))
-        grads = {}
-        for m, ps in enc.items():
-            g_uni = torch.autograd.grad(losses[f"uni/{m}"], ps, retain_graph=True, allow_unused=True)
-            grads[m] = torch.stack([_flat([g_mm[p] for p in ps], ps), _flat(g_uni, ps)])
+        every = layout.params
+        g_mm = torch.autograd.grad(losses["fused"], every, retain_graph=True, allow_unused=True)
+        g_uni = []
+        for m, ps in layout.by_modality.items():
+            g_uni += torch.autograd.grad(losses[f"uni/{m}"], ps, retain_graph=True, allow_unused=True)
         before = [p.grad for p in every]
         sum(losses.values()).backward()  # the heads' gradients; the encoders' are replaced below
         for p, g in zip(every, before):
             p.grad = g
-        return grads
+        return _flat([*g_mm, *g_uni], every * 2).view(2, -1)
 
-    def _combine(self, state: TrainState, m: str, params: list, grads: Tensor) -> None:
-        """Weight, rescale and write one encoder's gradients (2, N); log the conflict statistics."""
-        sizes = [p.numel() for p in params]
-        # per tensor tau: [gm.gm, gm.gu, gu.gu] (3, T); their sum is the whole flattened encoder's
-        grams = torch.stack([f @ f.T for f in grads.split(sizes, 1)]).flatten(1)[:, [0, 1, 3]].T
-        mm_, dot, uu = grams.sum(1)
-        conflict = dot < 0  # a zero gradient is no conflict: MGDA would then stop the encoder
-        c = min_norm_weight_gram(mm_, dot, uu)
-        if self.weights == "pareto":
-            c = torch.where(conflict, c, torch.full_like(c, 0.5))
-        elif self.weights == "uniform":
-            c = torch.full_like(c, 0.5)
-        w = self.scale * torch.stack([c, 1 - c])  # h = w[0] g_m + w[1] g_u
-        update = w @ grads
-        if self.rescale:  # per tensor, while c is per encoder (as the official code)
-            sum_norm = (grams[0] + 2 * grams[1] + grams[2]).clamp_min(0).sqrt()  # ||g_m,tau + g_u,tau||
-            h_norm = (w[0] ** 2 * grams[0] + 2 * w[0] * w[1] * grams[1] + w[1] ** 2 * grams[2]).clamp_min(0).sqrt()
-            factor = self.gamma * (sum_norm / h_norm.clamp_min(EPS)).clamp_min(1.0)  # h = 0 stays 0, not NaN
-            update = update * factor.repeat_interleave(torch.tensor(sizes, device=factor.device),
-                                                       output_size=update.numel())
-        for p, g in zip(params, update.split(sizes)):
+    def _combine(self, state: TrainState, layout: "GradLayout", grads: Tensor) -> None:
+        """Weight, rescale and write every encoder's gradients (2, N) at once; log the statistics.
+
+        The Gram entries g_m.g_m, g_m.g_u, g_u.g_u of every tensor come from one segmented sum;
+        the rule itself is a few scalars per encoder and tensor, computed in float64 on the host
+        (one transfer, which the logging needs anyway). The update is h first, then enlarged,
+        so h = 0 stays exactly 0.
+        """
+        grams = layout.per_tensor((grads.unsqueeze(1) * grads.unsqueeze(0)).flatten(0, 1))  # mm, mu, um, uu
+        mm_t, mu_t, _, uu_t = grams.tolist()
+        coef: list[list[float]] = [[], [], []]  # per tensor: weight on g_m, weight on g_u, enlargement
+        for m, tensors in layout.tensors_of.items():
+            g_mm, g_mu, g_uu = (math.fsum(x[tensors]) for x in (mm_t, mu_t, uu_t))
+            conflict = g_mu < 0  # a zero gradient is no conflict: MGDA would then stop the encoder
+            if self.weights == "uniform" or (self.weights == "pareto" and not conflict):
+                c = 0.5
+            else:
+                c = min_norm_weight_gram(g_mm, g_mu, g_uu)
+            w0, w1 = self.scale * c, self.scale * (1 - c)  # h = w0 g_m + w1 g_u
+            for a, b, d in zip(mm_t[tensors], mu_t[tensors], uu_t[tensors]):
+                coef[0].append(w0)
+                coef[1].append(w1)
+                coef[2].append(self._enlargement(a, b, d, w0, w1) if self.rescale else 1.0)
+            self.c[m] = c
+            norm_mm, norm_uni = math.sqrt(g_mm), math.sqrt(g_uu)
+            for name, value in (("cos", g_mu / max(norm_mm * norm_uni, EPS)), ("conflict", float(conflict)),
+                                ("c", c), ("norm_mm", norm_mm), ("norm_uni", norm_uni)):
+                state.log(f"{name}/{m}", value)
+        w = grads.new_tensor(coef).index_select(1, layout.tensor_of)
+        update = torch.addcmul(w[0] * grads[0], w[1], grads[1]).mul_(w[2])
+        for p, g in zip(layout.params, update.split(layout.sizes)):
             _accumulate(p, g.view_as(p))
-        norm_mm, norm_uni = mm_.sqrt(), uu.sqrt()
-        cos = dot / (norm_mm * norm_uni).clamp_min(EPS)
-        stats = torch.stack([cos, conflict.to(cos.dtype), c, norm_mm, norm_uni]).tolist()  # one sync
-        self.c[m] = stats[2]
-        for name, value in zip(("cos", "conflict", "c", "norm_mm", "norm_uni"), stats):
-            state.log(f"{name}/{m}", value)
+
+    def _enlargement(self, mm_: float, mu: float, uu: float, w0: float, w1: float) -> float:
+        """gamma * max(1, ||g_m + g_u|| / ||h||) of one tensor from its Gram entries (per tensor,
+        while c is per encoder, as the official code); ||h|| = 0 gives a finite factor, not NaN."""
+        sum_norm = math.sqrt(max(mm_ + 2 * mu + uu, 0.0))
+        h_norm = math.sqrt(max(w0 * w0 * mm_ + 2 * w0 * w1 * mu + w1 * w1 * uu, 0.0))
+        return self.gamma * max(1.0, sum_norm / max(h_norm, EPS))
+
+
+class GradLayout:
+    """Where each encoder parameter sits in the flat (2, N) gradient; rebuilt when parameters change.
+
+    ``tensors_of[m]`` is the slice of encoder m's tensors among all T tensors, ``tensor_of`` (N,)
+    each entry's tensor, and ``per_tensor`` sums rows of length N over each tensor's entries.
+    """
+
+    def __init__(self, enc: dict[str, list], head: list, key: tuple = ()):
+        self.key, self.head, self.by_modality = key, head, enc
+        self.modalities = tuple(enc)
+        self.params = [p for ps in enc.values() for p in ps]
+        self.sizes = [p.numel() for p in self.params]
+        self.tensors_of, start = {}, 0
+        for m, ps in enc.items():
+            self.tensors_of[m], start = slice(start, start + len(ps)), start + len(ps)
+        device = self.params[0].device if self.params else torch.device("cpu")
+        self._lengths = torch.tensor(self.sizes, dtype=torch.long, device=device)
+        self.tensor_of = torch.repeat_interleave(torch.arange(len(self.sizes), device=device), self._lengths)
+
+    def per_tensor(self, rows: Tensor) -> Tensor:
+        """(R, N) -> (R, T): each row summed over each tensor's entries."""
+        return torch.segment_reduce(rows, "sum", lengths=self._lengths.expand(len(rows), -1), axis=1, unsafe=True)
 
 
 @METHODS.register("mmpareto-naive")

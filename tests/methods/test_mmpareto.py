@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import mmlib as mm
 from mmlib.data.base import MultimodalDataset, Split
 from mmlib.methods.base import TrainState, modality_params
-from mmlib.methods.mmpareto import MGDA, MMPareto, UniformGamma
+from mmlib.methods.mmpareto import MGDA, GradLayout, MMPareto, UniformGamma
 
 ENCODERS = {"audio": ("cnn", {"in_channels": 1, "width": 4, "out_dim": 8}),  # conv + BatchNorm
             "visual": ("mlp", {"in_dim": 12, "hidden": 16, "out_dim": 8}),
@@ -85,13 +85,19 @@ def assert_close(a, b, rtol=1e-5, atol=1e-7):
 
 # --- the rule on given gradients (hand-made pairs) ---------------------------------------------
 
+def combine_many(method, pairs):
+    """Apply the rule to given per-tensor gradients of several encoders {name: (g_m, g_u)}."""
+    enc = {m: [torch.nn.Parameter(torch.zeros_like(g)) for g in g_m] for m, (g_m, _) in pairs.items()}
+    state = state_for(torch.nn.Linear(1, 1), tuple(pairs))
+    flat = torch.stack([torch.cat([g.reshape(-1) for m in pairs for g in pairs[m][i]]) for i in (0, 1)])
+    method._combine(state, GradLayout(enc, []), flat)
+    return {m: [p.grad for p in ps] for m, ps in enc.items()}, {r["name"]: r["value"] for r in state.records}
+
+
 def combine(method, g_m, g_u, modality="audio"):
-    """Apply the rule to given per-tensor gradients; returns the written gradients."""
-    params = [torch.nn.Parameter(torch.zeros_like(g)) for g in g_m]
-    state = state_for(torch.nn.Linear(1, 1), (modality,))
-    flat = torch.stack([torch.cat([g.reshape(-1) for g in gs]) for gs in (g_m, g_u)])
-    method._combine(state, modality, params, flat)
-    return [p.grad for p in params], {r["name"]: r["value"] for r in state.records}
+    """Apply the rule to one encoder's given per-tensor gradients; returns the written gradients."""
+    out, log = combine_many(method, {modality: (g_m, g_u)})
+    return out[modality], log
 
 
 def test_no_conflict_is_uniform_sum_times_gamma():
@@ -124,6 +130,19 @@ def test_mgda_and_no_rescale_variants():
     torch.testing.assert_close(plain, 2 * mgda)
     (uni,), _ = combine(UniformGamma(gamma=2.0), g_m, g_u)  # conflict is ignored
     torch.testing.assert_close(uni, 2.0 * (g_m[0] + g_u[0]))
+
+
+def test_each_encoder_gets_its_own_weight_in_one_call():
+    pairs = {"audio": ([torch.tensor([1.0, 0.0]), torch.tensor([0.2])], [torch.tensor([-1.0, 1.0]), torch.tensor([0.1])]),
+             "visual": ([torch.tensor([[1.0, 2.0]])], [torch.tensor([[2.0, 1.0]])]),
+             "text": ([torch.tensor([3.0, -1.0, 0.5])], [torch.tensor([-2.0, 0.0, 4.0])])}
+    together, log = combine_many(MMPareto(), pairs)
+    for m, (g_m, g_u) in pairs.items():  # the same as the rule applied to each encoder alone
+        alone, log_alone = combine(MMPareto(), g_m, g_u, m)
+        for a, b in zip(together[m], alone):
+            torch.testing.assert_close(a, b)
+        assert log_alone.items() <= log.items()
+    assert [log[f"conflict/{m}"] for m in pairs] == [1.0, 0.0, 1.0]
 
 
 @pytest.mark.parametrize("g_m, g_u, expected", [
@@ -186,17 +205,15 @@ def test_matches_the_spec_written_out_in_both_branches():
 
 @pytest.mark.parametrize("batched", [False, True])
 def test_per_loss_gradients_are_exact_with_batchnorm(batched):
-    _, model, batch = setup(("audio", "visual"))
+    _, model, batch = setup(("audio", "visual", "text"))
     method = MMPareto(batched=batched)
-    out = model(batch["inputs"])
-    losses = method.compute_loss(state_for(model), out, batch)
+    losses = method.compute_loss(state_for(model), model(batch["inputs"]), batch)
     enc = {m: modality_params(model, m) for m in model.modalities}
     separate = {m: (torch.autograd.grad(losses["fused"], enc[m], retain_graph=True),
                     torch.autograd.grad(losses[f"uni/{m}"], enc[m], retain_graph=True)) for m in enc}
-    batched = method._feature_grads(model, losses, out.feats, enc)
-    for m, (g_m, g_u) in separate.items():
-        expected = torch.stack([torch.cat([g.reshape(-1) for g in gs]) for gs in (g_m, g_u)])
-        torch.testing.assert_close(batched[m], expected, rtol=1e-6, atol=1e-8)
+    got = method._two_pass_grads(losses, GradLayout(enc, [p for p in model.head.parameters()]))
+    expected = torch.stack([torch.cat([g.reshape(-1) for m in enc for g in separate[m][i]]) for i in (0, 1)])
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-8)
 
 
 def test_uniform_gamma_one_is_joint_uni_and_gamma_scales_only_encoders():

@@ -1,0 +1,24 @@
+"""The step-time benchmark keeps working: method arguments parse and a tiny run prints ratios."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("step_time", ROOT / "benchmarks" / "step_time.py")
+step_time = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(step_time)
+
+
+def test_method_arguments_parse():
+    assert step_time.method_spec("opm") == "opm"
+    assert step_time.method_spec("mmpareto:batched=true,gamma=2") == ("mmpareto", {"batched": True, "gamma": 2})
+    with pytest.raises(SystemExit, match="name:key=value"):
+        step_time.method_spec("mmpareto:batched")
+
+
+def test_tiny_run_prints_a_ratio_per_method(capsys):
+    assert step_time.main(["--dataset", "mfeat", "--methods", "mmpareto:batched=true", "--steps", "2",
+                           "--warmup", "1", "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "optimizer=sgd" in out and "mmpareto:batched=true" in out and "joint " in out
