@@ -103,8 +103,9 @@ class MMPareto(Method):
         wrt = layout.params + layout.head
         uni = sum(losses[f"uni/{m}"] for m in layout.modalities)
         if self.batched:  # one vmapped pass over both cotangents
-            both = torch.autograd.grad(torch.stack([losses["fused"], uni]), wrt, torch.eye(2, device=uni.device),
-                                       is_grads_batched=True, allow_unused=True)
+            eye = torch.eye(2, dtype=uni.dtype, device=uni.device)
+            both = torch.autograd.grad(torch.stack([losses["fused"], uni]), wrt, eye, is_grads_batched=True,
+                                       allow_unused=True)
             g_mm, g_uni = zip(*(((None, None) if g is None else g.unbind()) for g in both))
         else:
             g_mm = torch.autograd.grad(losses["fused"], wrt, retain_graph=True, allow_unused=True)

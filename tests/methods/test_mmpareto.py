@@ -133,7 +133,8 @@ def test_mgda_and_no_rescale_variants():
 
 
 def test_each_encoder_gets_its_own_weight_in_one_call():
-    pairs = {"audio": ([torch.tensor([1.0, 0.0]), torch.tensor([0.2])], [torch.tensor([-1.0, 1.0]), torch.tensor([0.1])]),
+    pairs = {"audio": ([torch.tensor([1.0, 0.0]), torch.tensor([0.2])],
+                       [torch.tensor([-1.0, 1.0]), torch.tensor([0.1])]),
              "visual": ([torch.tensor([[1.0, 2.0]])], [torch.tensor([[2.0, 1.0]])]),
              "text": ([torch.tensor([3.0, -1.0, 0.5])], [torch.tensor([-2.0, 0.0, 4.0])])}
     together, log = combine_many(MMPareto(), pairs)
@@ -191,6 +192,16 @@ def test_batched_equals_separate_backward_passes(modalities, fusion, make):
     assert_close(fast, grads_of(make(batched=True), model, batch)[0])  # one vmapped VJP
     assert {r["name"] for r in state.records} == {f"{k}/{m}" for k in ("cos", "conflict", "c", "norm_mm", "norm_uni")
                                                    for m in modalities}
+
+
+def test_float64_models_work_in_every_scheme():
+    _, model, batch = setup(("audio", "visual"))
+    model, batch = model.double(), {**batch, "inputs": {m: x.double() for m, x in batch["inputs"].items()}}
+    naive, _ = grads_of(MMPareto(naive=True), model, batch)
+    for method in (MMPareto(), MMPareto(batched=True)):
+        got, _ = grads_of(method, model, batch)
+        assert all(g.dtype == torch.float64 for g in got.values())
+        assert_close(got, naive, rtol=1e-10, atol=1e-12)
 
 
 def test_matches_the_spec_written_out_in_both_branches():
