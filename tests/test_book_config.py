@@ -22,7 +22,8 @@ PARTS = [
     "Beyond classification",
     "Reference",
 ]
-INTERNAL_MARKERS = re.compile(r"not verified|unverified|\bn\.\s?d\.|\btodo\b|\bfixme\b|\bxxx\b", re.I)
+INTERNAL_MARKERS = re.compile(
+    r"not verified|unverified|\bn\.\s?d\.|\btodo\b|\bfixme\b|\bxxx\b", re.I)
 
 
 def _config():
@@ -82,7 +83,8 @@ def test_bibliography_carries_no_internal_notes():
 
 def test_internal_notes_live_in_bibtex_comments():
     # the notes moved out of the entries are kept, as comment lines outside any entry
-    comments = [ln for ln in (ROOT / "references.bib").read_text().splitlines() if ln.startswith("%")]
+    lines = (ROOT / "references.bib").read_text().splitlines()
+    comments = [ln for ln in lines if ln.startswith("%")]
     assert any("not verified" in ln for ln in comments)
 
 
