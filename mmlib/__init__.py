@@ -1,7 +1,12 @@
 """mmlib: the library behind the balanced-multimodal-learning companion book.
 
-One import line per notebook: ``import mmlib as mm``.
+One import line per notebook: ``import mmlib as mm``. Importing it first (before numpy and
+torch) puts every numeric library on its portable path (``mmlib/portable.py``).
 """
+from . import portable
+
+portable.set_process_env()  # before numpy and torch load: some libraries read it only then
+
 from . import data, experiment, methods, models, plot, profiles
 from .data import load_dataset
 from .experiment import Runs, concat, run, summarize
@@ -14,7 +19,11 @@ from .train import FitResult, fit
 
 __version__ = "0.1.0"
 
+if portable.wanted():
+    portable.enable(warn=False)  # computations (fit, seed_everything) warn if anything is off
+
 __all__ = ["DATASETS", "ENCODERS", "FUSIONS", "FitResult", "METHODS", "Method", "Registry", "TrainState",
            "Runs", "UnknownNameError", "build_model", "classification_metrics", "concat", "data", "evaluate", "fit",
-           "experiment", "linear_probe", "load_dataset", "methods", "models", "plot", "predict", "probe_all", "profiles", "run", "seed_everything",
+           "experiment", "linear_probe", "load_dataset", "methods", "models", "plot", "portable", "predict", "probe_all", "profiles",
+           "run", "seed_everything",
            "summarize"]

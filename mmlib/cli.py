@@ -6,10 +6,13 @@ Examples::
     mmlib run notebooks/imbalance.ipynb --profile quick --output-dir _build/quick
     mmlib run notebooks/imbalance.ipynb -p seeds '[0, 1, 2, 3, 4]' -p overrides '{"num_epochs": 40}'
     mmlib run notebooks/imbalance.ipynb --params my_run.yaml --output-dir runs/
+    eval "$(mmlib env)"                                  # this shell: the portable-numerics environment
+    mmlib exec -- pytest --nbval notebooks/               # one command in that environment
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -83,6 +86,27 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _env(args: argparse.Namespace) -> int:
+    from . import portable
+
+    print(portable.shell_exports())
+    return 0
+
+
+def _exec(args: argparse.Namespace) -> int:
+    from . import portable
+
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        print("mmlib exec: give a command, e.g. mmlib exec -- pytest --nbval notebooks/", file=sys.stderr)
+        return 2
+    try:
+        os.execvpe(command[0], command, portable.process_env())
+    except OSError as err:
+        print(f"mmlib exec: cannot run {command[0]!r}: {err.strerror}", file=sys.stderr)
+        return 127
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mmlib", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -98,6 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     run.set_defaults(func=_run)
     lst = sub.add_parser("list", help="list registered datasets, encoders, fusions, methods, profiles")
     lst.set_defaults(func=_list)
+    env = sub.add_parser("env", help="print the portable-numerics environment as shell exports")
+    env.set_defaults(func=_env)
+    ex = sub.add_parser("exec", help="run a command in the portable-numerics environment")
+    ex.add_argument("command", nargs=argparse.REMAINDER, help="the command and its arguments (after --)")
+    ex.set_defaults(func=_exec)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -28,6 +28,7 @@ from .evaluate import evaluate
 from .methods.base import Method, TrainState, exclusive_owner, overrides
 from .methods.joint import joint_loss
 from .registry import METHODS
+from . import portable
 
 OPTIMIZERS = {"sgd": torch.optim.SGD, "adamw": torch.optim.AdamW, "adam": torch.optim.Adam}
 
@@ -161,6 +162,7 @@ def fit(model: torch.nn.Module, data: MultimodalDataset, methods: Iterable[Metho
     if num_epochs < 1:
         raise ValueError(f"num_epochs must be >= 1, got {num_epochs}")
     start_time = time.perf_counter()
+    portable.verify()
     methods = resolve_methods(methods)
     device = torch.device(device)
     model.to(device)
