@@ -5,6 +5,11 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# notebooks (and test workers) at once; each kernel uses one thread
+JOBS ?= 2
+# every command below runs with portable numerics (mmlib/portable.py): same bits on any x86-64 CPU
+PORTABLE := $(BIN)/mmlib exec --
+NBVAL := --nbval --nbval-current-env --nbval-sanitize-with .nbval-sanitize.cfg
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: book notebooks render test unit nbval bench clean
@@ -19,24 +24,24 @@ $(STAMP): requirements.txt pyproject.toml
 book: notebooks render                 ## execute all notebooks, then build the HTML book
 
 notebooks: $(STAMP)                    ## re-execute every notebook in _toc.yml, storing outputs
-	$(BIN)/mmlib run --inplace --profile default
+	$(PORTABLE) $(BIN)/mmlib run --inplace --profile default --jobs $(JOBS)
 
 render: $(STAMP)                       ## build the HTML book from the stored outputs (no execution)
 	$(BIN)/jupyter-book build . --warningiserror --keep-going --quiet
 	@echo "book: $(CURDIR)/_build/html/index.html"
 
 test: $(STAMP) render                  ## what CI runs
-	TQDM_DISABLE=1 $(BIN)/python -m pytest tests notebooks/*.ipynb --nbval --nbval-current-env \
-		--nbval-sanitize-with .nbval-sanitize.cfg -p no:cacheprovider -q
+	TQDM_DISABLE=1 $(PORTABLE) $(BIN)/python -m pytest tests notebooks/*.ipynb $(NBVAL) \
+		-n $(JOBS) --dist loadfile -q
 
 unit: $(STAMP)                         ## unit tests only
-	$(BIN)/python -m pytest tests -q -p no:cacheprovider
+	$(PORTABLE) $(BIN)/python -m pytest tests -q -n $(JOBS) --dist loadfile
 
 nbval: $(STAMP)                        ## stored notebook outputs only
-	$(BIN)/python -m pytest notebooks/*.ipynb --nbval --nbval-current-env --nbval-sanitize-with .nbval-sanitize.cfg -q
+	TQDM_DISABLE=1 $(PORTABLE) $(BIN)/python -m pytest notebooks/*.ipynb $(NBVAL) -n $(JOBS) --dist loadfile -q
 
 bench: $(STAMP)                        ## step-time ratios vs joint training
-	$(BIN)/python benchmarks/step_time.py --methods $(METHODS)
+	$(PORTABLE) $(BIN)/python benchmarks/step_time.py --methods $(METHODS)
 
 clean:
 	rm -rf _build

@@ -2,7 +2,7 @@
 
 Examples::
 
-    mmlib run --inplace                                  # every notebook, default profile, outputs stored
+    mmlib run --inplace --jobs 2                         # every notebook, default profile, outputs stored
     mmlib run notebooks/imbalance.ipynb --profile quick --output-dir _build/quick
     mmlib run notebooks/imbalance.ipynb -p seeds '[0, 1, 2, 3, 4]' -p overrides '{"num_epochs": 40}'
     mmlib run notebooks/imbalance.ipynb --params my_run.yaml --output-dir runs/
@@ -14,11 +14,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 import yaml
 
-from .runner import NotebookError, execute, load_params
+from .runner import NotebookError, execute_many, load_params
 
 
 def notebooks_in_toc(toc: Path = Path("_toc.yml")) -> list[Path]:
@@ -59,20 +60,22 @@ def _run(args: argparse.Namespace) -> int:
         params[key] = yaml.safe_load(value)
     if args.profile:
         params["profile"] = args.profile
-    total = 0.0
-    bar = tqdm(notebooks, desc="notebooks", unit="nb", file=sys.stderr, disable=None)
-    for nb in bar:
-        bar.set_postfix_str(nb.name)
-        out = nb if args.inplace else Path(args.output_dir) / nb.name
-        try:
-            report = execute(nb, out, params, timeout=args.timeout)
-        except NotebookError as err:
-            bar.close()
-            print(f"mmlib run: {err}", file=sys.stderr)
-            return 1
-        total += report.seconds
-        tqdm.write(f"{nb}: {report.seconds:.1f} s -> {report.output}", file=sys.stderr)
-    print(f"mmlib run: {len(notebooks)} notebook(s) in {total:.1f} s", file=sys.stderr)
+    jobs = [(nb, nb if args.inplace else Path(args.output_dir) / nb.name) for nb in notebooks]
+    start, total = time.perf_counter(), 0.0
+    bar = tqdm(total=len(jobs), desc="notebooks", unit="nb", file=sys.stderr, disable=None)
+    try:
+        for report in execute_many(jobs, params, workers=args.jobs, timeout=args.timeout):
+            total += report.seconds
+            bar.update()
+            tqdm.write(f"{report.notebook}: {report.seconds:.1f} s -> {report.output}", file=sys.stderr)
+    except NotebookError as err:
+        bar.close()
+        print(f"mmlib run: {err}", file=sys.stderr)
+        return 1
+    bar.close()
+    wall = time.perf_counter() - start
+    print(f"mmlib run: {len(notebooks)} notebook(s) in {wall:.1f} s ({total:.1f} s of notebook time, "
+          f"{args.jobs} at a time)", file=sys.stderr)
     return 0
 
 
@@ -119,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--output-dir", help="write executed copies here")
     run.add_argument("--inplace", action="store_true", help="store outputs in the notebooks themselves")
     run.add_argument("--timeout", type=int, default=None, help="seconds allowed per cell")
+    run.add_argument("--jobs", "-j", type=int, default=1,
+                     help="notebooks executed at once, one single-threaded kernel each (default 1)")
     run.set_defaults(func=_run)
     lst = sub.add_parser("list", help="list registered datasets, encoders, fusions, methods, profiles")
     lst.set_defaults(func=_list)

@@ -3,16 +3,22 @@
 Papermill only warns about a parameter the notebook does not declare; here that is an error,
 raised before anything runs. In-place runs execute into a temporary file and replace the
 notebook only on success, so a failing run never destroys the stored outputs.
+
+Kernels start in the portable-numerics environment (``mmlib/portable.py``): importing mmlib put
+it into this process's environment, which every kernel inherits. ``execute_many`` runs several
+notebooks at once, one single-threaded kernel each.
 """
 from __future__ import annotations
 
 import ast
+import multiprocessing
 import os
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import Any, Callable, Iterator
 
 import yaml
 
@@ -107,3 +113,30 @@ def execute(notebook: str | Path, output: str | Path, params: dict[str, Any], cw
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
     os.replace(tmp, output)
     return RunReport(notebook, output, time.perf_counter() - start)
+
+
+def execute_many(jobs: list[tuple[Path, Path]], params: dict[str, Any], workers: int = 1,
+                 timeout: int | None = None) -> Iterator[RunReport]:
+    """Run ``(notebook, output)`` pairs, ``workers`` at a time; yield each report as it finishes.
+
+    Every notebook's parameters are checked before the first one starts. A failure stops the
+    notebooks not yet started and raises its ``NotebookError`` once the running ones are done.
+    """
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise NotebookError(f"jobs must be a whole number >= 1, got {workers!r}")
+    for notebook, _ in jobs:
+        check_parameters(notebook, params)
+    if workers == 1 or len(jobs) == 1:
+        for notebook, output in jobs:
+            yield execute(notebook, output, params, timeout=timeout)
+        return
+    # spawn, not fork: this process has torch loaded, and a forked copy of its runtime is not safe
+    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(execute, nb, out, params, None, timeout) for nb, out in jobs]
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise

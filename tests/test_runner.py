@@ -4,7 +4,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from mmlib import cli
-from mmlib.runner import NotebookError, check_parameters, execute, load_params
+from mmlib.runner import NotebookError, check_parameters, execute, execute_many, load_params
 
 
 def _notebook(path, body="print(profile)", tagged=True):
@@ -71,6 +71,9 @@ def test_cli_run_and_errors(tmp_path, capsys):
     nb = _notebook(tmp_path / "a.ipynb")
     assert cli.main(["run", str(nb), "--output-dir", str(tmp_path / "out"), "-p", "seeds", "[1, 2]"]) == 0
     assert "1 notebook(s)" in capsys.readouterr().err
+    b = _notebook(tmp_path / "b.ipynb")
+    assert cli.main(["run", str(nb), str(b), "--output-dir", str(tmp_path / "par"), "--jobs", "2"]) == 0
+    assert "2 notebook(s)" in capsys.readouterr().err and (tmp_path / "par" / "b.ipynb").exists()
     assert cli.main(["run", str(nb), "-p", "bogus", "1", "--output-dir", str(tmp_path)]) == 1
     assert "unknown parameter(s) ['bogus']" in capsys.readouterr().err
     assert cli.main(["run", str(nb)]) == 2
@@ -81,3 +84,35 @@ def test_cli_list(capsys):
     assert cli.main(["list"]) == 0
     out = capsys.readouterr().out
     assert "datasets: av-digits, mfeat" in out and "joint-uni" in out and "profiles: quick, default, paper" in out
+
+
+def test_execute_many_runs_notebooks_in_parallel_kernels(tmp_path):
+    a = _notebook(tmp_path / "a.ipynb", body="import os; print(os.getpid(), profile)")
+    b = _notebook(tmp_path / "b.ipynb", body="import os; print(os.getpid(), profile)")
+    jobs = [(a, tmp_path / "out" / "a.ipynb"), (b, tmp_path / "out" / "b.ipynb")]
+    reports = list(execute_many(jobs, {"profile": "quick"}, workers=2))
+    assert sorted(r.output.name for r in reports) == ["a.ipynb", "b.ipynb"]
+    printed = ["".join(o.get("text", "") for c in nbformat.read(r.output, as_version=4).cells
+                       for o in c.get("outputs", [])) for r in reports]
+    assert all("quick" in text for text in printed)
+    assert len({text.split()[0] for text in printed}) == 2  # two kernels
+
+
+def test_execute_many_checks_every_notebook_before_running_any(tmp_path):
+    good = _notebook(tmp_path / "a.ipynb")
+    bad = _notebook(tmp_path / "b.ipynb", tagged=False)
+    with pytest.raises(NotebookError, match="no cell tagged 'parameters'"):
+        list(execute_many([(good, tmp_path / "out" / "a.ipynb"), (bad, tmp_path / "out" / "b.ipynb")], {},
+                          workers=2))
+    assert not (tmp_path / "out" / "a.ipynb").exists()
+    with pytest.raises(NotebookError, match="jobs must be a whole number >= 1"):
+        list(execute_many([(good, tmp_path / "x.ipynb")], {}, workers=0))
+
+
+def test_kernels_run_with_portable_numerics(tmp_path):
+    nb = _notebook(tmp_path / "a.ipynb", body="import os; print(os.environ.get('GLIBC_TUNABLES'), "
+                                              "os.environ.get('ATEN_CPU_CAPABILITY'))")
+    report = execute(nb, tmp_path / "out.ipynb", {})
+    text = "".join(o.get("text", "") for c in nbformat.read(report.output, as_version=4).cells
+                   for o in c.get("outputs", []))
+    assert "glibc.cpu.hwcaps=" in text and "default" in text
