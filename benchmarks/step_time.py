@@ -22,26 +22,11 @@ import sys
 import time
 
 import torch
-import yaml
 
 import mmlib as mm
 from mmlib.data.base import BatchLoader
 from mmlib.methods.base import TrainState
 from mmlib.train import Hooks, make_optimizer, train_step
-
-
-def method_spec(text: str):
-    """``"name"`` or ``"name:key=value,key=value"`` (values read as YAML) -> a method spec."""
-    name, _, args = text.partition(":")
-    if not args:
-        return name
-    kwargs = {}
-    for item in args.split(","):
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise SystemExit(f"bad method argument {item!r} in {text!r}: write name:key=value,key=value")
-        kwargs[key.strip()] = yaml.safe_load(value)
-    return name, kwargs
 
 
 def step_times(data, method_names: list[str], steps: int, warmup: int, batch_size: int, fusion: str,
@@ -52,11 +37,12 @@ def step_times(data, method_names: list[str], steps: int, warmup: int, batch_siz
     """
     mm.seed_everything(seed)
     model = mm.build_model(data, fusion=fusion, separate_uni=separate_uni)
-    hooks = Hooks(mm.experiment.make_methods([method_spec(m) for m in method_names]))
+    hooks = Hooks(mm.methods.make_methods(method_names))
     opt = make_optimizer(model, **optimizer)
     gen = torch.Generator().manual_seed(seed)
     state = TrainState(model=model, optimizer=opt, modalities=model.modalities, num_classes=data.num_classes,
-                       num_epochs=1, device=torch.device("cpu"), generator=gen, batch_size=batch_size)
+                       num_epochs=1, device=torch.device("cpu"), generator=gen, batch_size=batch_size,
+                       data=data, task=mm.task.Classification())
     hooks.call("on_fit_start", state)
     hooks.call("on_train_epoch_start", state)
     loader = BatchLoader(data.train, batch_size, shuffle=True, generator=gen, drop_last=True)

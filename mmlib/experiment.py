@@ -6,45 +6,16 @@ a ``Runs`` with one table row per seed plus the method logs and training curves.
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 import pandas as pd
 
 from .evaluate import probe_all
-from .methods.base import Method
+from .methods.spec import MethodSpec, make_methods
 from .models import build_model
-from .registry import METHODS
 from .repro import seed_everything
 from .train import FitResult, fit
-
-MethodSpec = Method | str | tuple[str, dict[str, Any]] | Callable[[], Method]
-
-
-def make_methods(spec: MethodSpec | Iterable[MethodSpec] | None) -> list[Method]:
-    """Fresh Method objects from instances (deep-copied), names, (name, kwargs) or factories."""
-    if spec is None:
-        return []
-    if isinstance(spec, (Method, str, tuple)) or callable(spec):
-        spec = [spec]
-    if not isinstance(spec, Iterable):
-        raise TypeError(f"methods must be a method spec or a list of them, got {spec!r}")
-    out = []
-    for s in spec:
-        if isinstance(s, Method):
-            out.append(copy.deepcopy(s))
-        elif isinstance(s, str):
-            out.append(METHODS.create(s))
-        elif isinstance(s, tuple) and len(s) == 2 and isinstance(s[0], str) and isinstance(s[1], dict):
-            out.append(METHODS.create(s[0], **s[1]))
-        elif callable(s) and not isinstance(s, tuple):
-            out.append(s())
-        else:
-            raise TypeError(f"cannot make a method from {s!r}: give a Method, a registered name, "
-                            f"a (name, kwargs) pair or a factory; several methods go in a list")
-    return out
-
 
 @dataclass
 class Runs:

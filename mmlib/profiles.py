@@ -21,8 +21,7 @@ from typing import Any
 from .data import load_dataset
 from .data.base import MultimodalDataset
 from .registry import DATASETS
-
-TRAIN_KEYS = ("num_epochs", "batch_size", "lr", "optimizer", "weight_decay", "momentum", "lr_step", "lr_gamma")
+from .train import TRAIN_KEYS  # fit's keyword settings, read from its signature
 
 # SGD with momentum 0.9 and weight decay 1e-4, the optimiser of the OGM-GE (CVPR 2022) and
 # MMPareto official codes. Under Adam-type optimisers a gradient scaled by a slowly varying

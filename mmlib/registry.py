@@ -75,4 +75,6 @@ class Registry:
 DATASETS = Registry("dataset", "mmlib/data/")
 ENCODERS = Registry("encoder", "mmlib/models/encoders.py")
 FUSIONS = Registry("fusion", "mmlib/models/fusion.py")
+MODELS = Registry("model", "mmlib/models/")
 METHODS = Registry("method", "mmlib/methods/")
+TASKS = Registry("task", "mmlib/task.py")

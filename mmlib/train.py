@@ -1,18 +1,23 @@
 """``fit``: the one training loop. Methods plug in through hooks (``mmlib/methods/base.py``).
 
-Model selection is on the validation split: after every epoch the validation metrics are
-computed and the best epoch's weights are kept; test metrics are computed once, for those
-weights. (The official codes of these papers pick the best *test* epoch; we do not.)
+What differs between kinds of work (the default loss, how a split is evaluated, which
+validation metric selects the epoch) belongs to a task (``mmlib/task.py``; classification by
+default), so this loop imports no method. Model selection is on the validation split: after every
+epoch the task evaluates it and the best epoch's weights are kept; the test split is evaluated
+once, for those weights. (The official codes of these papers pick the best *test* epoch; we do not.)
 
 With ``checkpoint=path`` the loop saves model, optimizer, method states, history and random
-states atomically after every epoch and resumes from that file if it exists.
+states atomically after every epoch and resumes from that file if it exists and belongs to the
+same run (``mmlib/checkpoint.py``).
 Under ``torch.distributed`` (initialised by the caller) the model is wrapped in DDP and each
 rank reads its share of every batch order; methods all-reduce what they must via ``state``.
+Before every evaluation the BatchNorm running statistics are averaged over ranks, so all ranks
+evaluate the same model, report the same metrics and select the same epoch.
 """
 from __future__ import annotations
 
 import copy
-import os
+import inspect
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,12 +28,12 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from .data.base import BatchLoader, MultimodalDataset
-from .evaluate import evaluate
-from .methods.base import Method, TrainState, exclusive_owner, overrides
-from .methods.joint import joint_loss
-from .registry import METHODS
+from . import checkpoint as ckpt_io
 from . import portable
+from .data.base import BatchLoader, MultimodalDataset
+from .methods.base import Method, TrainState, exclusive_owner, overrides
+from .methods.spec import MethodSpec, make_methods
+from .task import Classification, Task
 
 OPTIMIZERS = {"sgd": torch.optim.SGD, "adamw": torch.optim.AdamW, "adam": torch.optim.Adam}
 
@@ -63,19 +68,9 @@ class FitResult:
         return pd.DataFrame(self.history)
 
 
-def resolve_methods(methods: Iterable[Method | str] | Method | str | None) -> list[Method]:
-    """Accept Method instances and registry names (created with default hyper-parameters)."""
-    if methods is None:
-        return []
-    if isinstance(methods, (Method, str)):
-        methods = [methods]
-    out = []
-    for m in methods:
-        if isinstance(m, str):
-            m = METHODS.create(m)
-        if not isinstance(m, Method):
-            raise TypeError(f"methods must be Method instances or registered names, got {m!r}")
-        out.append(m)
+def resolve_methods(methods: MethodSpec | Iterable[MethodSpec] | None) -> list[Method]:
+    """The methods of one ``fit`` (any spec of ``mmlib/methods/spec.py``; instances are used as given)."""
+    out = make_methods(methods, fresh=False)
     Hooks(out)  # fails early when two methods own one exclusive hook
     return out
 
@@ -90,16 +85,30 @@ def make_optimizer(model: torch.nn.Module, name: str, lr: float, weight_decay: f
     return OPTIMIZERS[name](model.parameters(), **kwargs)
 
 
-def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def _distributed() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
+
+def sync_batchnorm_stats(model: torch.nn.Module, world_size: int) -> None:
+    """Average BatchNorm running statistics over ranks (rank 0's batch counter), before evaluation.
+
+    DDP broadcasts rank 0's buffers before each training forward, but every rank then updates
+    them with its own batch, so after an epoch the ranks hold different statistics and would
+    report different metrics. Averaging them (rather than SyncBatchNorm) leaves training as it is
+    and costs one all-reduce per BatchNorm layer per epoch.
+    """
+    if world_size <= 1:
+        return
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._NormBase) and module.track_running_stats:
+            for buf in (module.running_mean, module.running_var):
+                if buf is not None:
+                    dist.all_reduce(buf)
+                    buf.div_(world_size)
+            if module.num_batches_tracked is not None:
+                dist.broadcast(module.num_batches_tracked, 0)
 
 
 class Hooks:
@@ -132,7 +141,7 @@ def train_step(net: torch.nn.Module, state: TrainState, hooks: Hooks, batch: dic
     out = net(batch["inputs"], feature_hook=feature_hook)
     hooks.call("on_after_forward", state, out, batch)
     losses = (hooks.loss_owner.compute_loss(state, out, batch) if hooks.loss_owner
-              else joint_loss(state.model, out, batch["y"]))
+              else state.task.loss(state, out, batch))
     if hooks.backward_owner:
         hooks.backward_owner.backward(state, losses)
     else:
@@ -145,46 +154,59 @@ def train_step(net: torch.nn.Module, state: TrainState, hooks: Hooks, batch: dic
     return losses
 
 
-def fit(model: torch.nn.Module, data: MultimodalDataset, methods: Iterable[Method | str] | Method | str | None = None,
+def fit(model: torch.nn.Module, data: MultimodalDataset, methods: MethodSpec | Iterable[MethodSpec] | None = None,
         *, num_epochs: int = 10, batch_size: int = 64, lr: float = 1e-3, optimizer: str = "adamw",
         weight_decay: float = 1e-4, momentum: float = 0.9, lr_step: int | None = None, lr_gamma: float = 0.1,
-        seed: int = 0, device: str | torch.device = "cpu", select: str | None = None,
+        seed: int = 0, device: str | torch.device = "cpu", task: Task | None = None, select: str | None = None,
         checkpoint: str | Path | None = None) -> FitResult:
     """Train ``model`` on ``data.train`` with ``methods``; select the epoch on ``data.val``.
 
     Args:
-        methods: Method instances or names; none means joint training.
+        methods: Method instances, names or other specs (``mmlib/methods/spec.py``); none
+            means the task's loss alone (joint training for classification).
         lr_step: if set, multiply the learning rate by ``lr_gamma`` every ``lr_step`` epochs.
-        select: validation metric that picks the epoch (default ``"acc"``, or the first
-            method's ``select_metric``).
-        checkpoint: file to save after every epoch and to resume from.
+        task: what the loss, evaluation and selection are (default ``Classification()``).
+        select: validation metric that picks the epoch (default: the first method's
+            ``select_metric``, else the task's ``select``; a task's ``None`` keeps the last epoch).
+        checkpoint: file to save after every epoch and to resume from (same run only).
     """
     if num_epochs < 1:
         raise ValueError(f"num_epochs must be >= 1, got {num_epochs}")
     start_time = time.perf_counter()
     portable.verify()
     methods = resolve_methods(methods)
+    task = task or Classification()
     device = torch.device(device)
     model.to(device)
     opt = make_optimizer(model, optimizer, lr, weight_decay, momentum)
     sched = torch.optim.lr_scheduler.StepLR(opt, lr_step, lr_gamma) if lr_step else None
-    select = select or next((m.select_metric for m in methods if getattr(m, "select_metric", None)), "acc")
+    select = select or next((m.select_metric for m in methods if getattr(m, "select_metric", None)), task.select)
     rank, world = _distributed()
-    # unused parameters are normal here (unimodal training leaves other encoders idle)
-    net = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True) if world > 1 else model
+    hooks = Hooks(methods)
+    net = model
+    if world > 1:
+        unused = any(m.unused_parameters for m in methods)
+        net = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=unused)
     gen = torch.Generator().manual_seed(seed)
     state = TrainState(model=model, optimizer=opt, modalities=tuple(model.modalities),
                        num_classes=data.num_classes, num_epochs=num_epochs, device=device, generator=gen,
-                       batch_size=batch_size)
-    hooks = Hooks(methods)
+                       batch_size=batch_size, data=data, task=task, rank=rank, world_size=world)
     default_loader = BatchLoader(data.train, batch_size, shuffle=True, generator=gen, rank=rank, world_size=world)
 
     history: list[dict[str, float]] = []
     best: dict[str, Any] = {"score": -float("inf"), "epoch": -1, "weights": None, "val": {}}
     first_epoch = 0
     ckpt = Path(checkpoint) if checkpoint else None
-    if ckpt is not None and ckpt.exists():
-        saved = torch.load(ckpt, weights_only=False)
+    run_id = None
+    if ckpt is not None:
+        run_id = ckpt_io.identity(model, methods, task, {"name": optimizer, "lr": lr, "weight_decay": weight_decay,
+                                                         "momentum": momentum, "lr_step": lr_step,
+                                                         "lr_gamma": lr_gamma, "batch_size": batch_size},
+                                  seed, data, world)
+    saved = ckpt_io.load(ckpt, run_id, num_epochs) if ckpt is not None and ckpt.exists() else None
+
+    hooks.call("on_fit_start", state)
+    if saved is not None:
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["optimizer"])
         if sched is not None and saved.get("scheduler"):
@@ -194,10 +216,8 @@ def fit(model: torch.nn.Module, data: MultimodalDataset, methods: Iterable[Metho
         history, state.records, best = saved["history"], saved["records"], saved["best"]
         gen.set_state(saved["generator"])
         torch.set_rng_state(saved["torch_rng"])
-        first_epoch, state.step = saved["epoch"] + 1, saved["step"]
+        first_epoch, state.step, state.resumed = saved["epoch"] + 1, saved["step"], True
 
-    if first_epoch == 0:
-        hooks.call("on_fit_start", state)
     for epoch in range(first_epoch, num_epochs):
         state.epoch = epoch
         model.train()
@@ -206,30 +226,40 @@ def fit(model: torch.nn.Module, data: MultimodalDataset, methods: Iterable[Metho
         hooks.call("on_train_epoch_start", state)
         total, count = 0.0, 0
         for batch in loader:
-            batch = {"inputs": {k: v.to(device) for k, v in batch["inputs"].items()},
-                     "y": batch["y"].to(device), "index": batch["index"]}
+            batch = {**batch, "inputs": {k: v.to(device) for k, v in batch["inputs"].items()},
+                     "y": batch["y"].to(device)}
             losses = train_step(net, state, hooks, batch)
             total += float(sum(v.detach() for v in losses.values())) * len(batch["y"])
             count += len(batch["y"])
+        if world > 1:  # the epoch's mean loss over every rank's samples
+            total, count = state.all_reduce(torch.tensor([total, count], dtype=torch.float64)).tolist()
         if sched is not None:
             sched.step()
         hooks.call("on_train_epoch_end", state)
-        val = evaluate(model, data.val, data.num_classes, device)
-        if select not in val:
+        sync_batchnorm_stats(model, world)
+        val = task.evaluate(model, data.val, data, device)
+        if select is not None and select not in val:
             raise ValueError(f"select={select!r} is not a validation metric; choose from {sorted(val)}")
         history.append({"epoch": epoch, "train_loss": total / max(count, 1), **{f"val/{k}": v for k, v in val.items()}})
-        if val[select] > best["score"]:
-            best = {"score": val[select], "epoch": epoch, "val": val,
+        score = val[select] if select is not None else epoch
+        if score > best["score"]:
+            best = {"score": score, "epoch": epoch, "val": val,
                     "weights": copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})}
         if ckpt is not None and rank == 0:
-            _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+            ckpt_io.save({"identity": run_id, "model": model.state_dict(), "optimizer": opt.state_dict(),
                           "scheduler": sched.state_dict() if sched else None,
                           "methods": [m.state_dict() for m in methods], "history": history,
                           "records": state.records, "best": best, "generator": gen.get_state(),
-                          "torch_rng": torch.get_rng_state(), "epoch": epoch, "step": state.step}, ckpt)
+                          "torch_rng": torch.get_rng_state(), "epoch": epoch, "step": state.step,
+                          "num_epochs": num_epochs}, ckpt)
     hooks.call("on_fit_end", state)
     model.load_state_dict(best["weights"])
     model.eval()
-    test = evaluate(model, data.test, data.num_classes, device)
+    test = task.evaluate(model, data.test, data, device)
     return FitResult(model, history, state.records, best["epoch"], best["val"], test,
                      time.perf_counter() - start_time, methods)
+
+
+#: ``fit``'s training settings, the keys a profile may set or override (``mmlib/profiles.py``)
+TRAIN_KEYS = tuple(name for name, p in inspect.signature(fit).parameters.items()
+                   if p.kind is p.KEYWORD_ONLY and name not in ("seed", "device", "task", "select", "checkpoint"))

@@ -2,19 +2,10 @@
 import importlib.util
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("step_time", ROOT / "benchmarks" / "step_time.py")
 step_time = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(step_time)
-
-
-def test_method_arguments_parse():
-    assert step_time.method_spec("opm") == "opm"
-    assert step_time.method_spec("mmpareto:batched=true,gamma=2") == ("mmpareto", {"batched": True, "gamma": 2})
-    with pytest.raises(SystemExit, match="name:key=value"):
-        step_time.method_spec("mmpareto:batched")
 
 
 def test_tiny_run_prints_a_ratio_per_method(capsys):

@@ -6,7 +6,7 @@ A batch is a dict ``{"inputs": {modality: Tensor}, "y": LongTensor (B,), "index"
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -116,29 +116,54 @@ class BatchLoader:
     """Iterates over a :class:`Split` in mini-batches, without per-sample Python work.
 
     Under data parallelism (``world_size > 1``) each rank takes an equal, disjoint share of
-    each epoch's permutation, padded by wrap-around as ``DistributedSampler`` does.
+    each epoch's order, padded by wrap-around as ``DistributedSampler`` does.
 
     Args:
         generator: seeds the shuffling; each ``iter`` draws a new permutation from it.
+        order: which samples an epoch visits, in which order, instead of all of them (shuffled if
+            ``shuffle``): a 1-D index tensor (repeats allowed: re-sampling), or a callable
+            ``order(generator) -> index tensor`` drawn anew every epoch. Shuffling is then the
+            order's business; ``shuffle`` is ignored.
+        transform: ``transform(batch) -> batch`` applied to every batch (e.g. blank one modality of
+            re-sampled copies, or pair each sample with another sample's audio).
     """
 
     def __init__(self, split: Split, batch_size: int, shuffle: bool = False,
                  generator: torch.Generator | None = None, drop_last: bool = False,
-                 rank: int = 0, world_size: int = 1):
+                 rank: int = 0, world_size: int = 1, order: Tensor | Callable[[torch.Generator], Tensor] | None = None,
+                 transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if not 0 <= rank < world_size:
             raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
+        if order is not None and not callable(order):
+            order = self._check_order(torch.as_tensor(order), len(split))
         self.split, self.batch_size, self.shuffle = split, batch_size, shuffle
         self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
         self.drop_last, self.rank, self.world_size = drop_last, rank, world_size
+        self.order, self.transform = order, transform
+
+    @staticmethod
+    def _check_order(order: Tensor, n: int) -> Tensor:
+        if order.dim() != 1 or order.dtype not in (torch.int64, torch.int32) or len(order) == 0:
+            raise ValueError(f"order must be a non-empty 1-D integer tensor of sample indices, got "
+                             f"{tuple(order.shape)} {order.dtype}")
+        if int(order.min()) < 0 or int(order.max()) >= n:
+            raise ValueError(f"order holds indices outside 0..{n - 1} (the split has {n} samples)")
+        return order.long()
 
     def _order(self) -> Tensor:
         n = len(self.split)
-        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        if callable(self.order):
+            order = self._check_order(torch.as_tensor(self.order(self.generator)), n)
+        elif self.order is not None:
+            order = self.order
+        else:
+            order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
         if self.world_size > 1:
-            per_rank = -(-n // self.world_size)
-            order = order.repeat(-(-per_rank * self.world_size // n))[: per_rank * self.world_size]
+            total = len(order)
+            per_rank = -(-total // self.world_size)
+            order = order.repeat(-(-per_rank * self.world_size // total))[: per_rank * self.world_size]
             order = order[self.rank::self.world_size]
         return order
 
@@ -146,8 +171,11 @@ class BatchLoader:
         order = self._order()
         stop = len(order) - (len(order) % self.batch_size if self.drop_last else 0)
         for start in range(0, stop, self.batch_size):
-            yield self.split.batch(order[start:start + self.batch_size])
+            batch = self.split.batch(order[start:start + self.batch_size])
+            yield self.transform(batch) if self.transform is not None else batch
 
     def __len__(self) -> int:
-        n = -(-len(self.split) // self.world_size)
+        """Batches per epoch (for an ``order`` callable: assuming it returns a full split's worth)."""
+        total = len(self.order) if self.order is not None and not callable(self.order) else len(self.split)
+        n = -(-total // self.world_size)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)

@@ -4,7 +4,8 @@ from . import joint  # noqa: F401  (registration)
 from . import ogm_ge, opm  # noqa: F401  (registration)
 from . import mmpareto  # noqa: F401  (registration)
 from .base import EXCLUSIVE_HOOKS, Method, TrainState, exclusive_owner, modality_params, overrides
-from .joint import Joint, JointUnimodal, Unimodal, joint_loss
+from .joint import Joint, JointUnimodal, Unimodal
+from .spec import make_methods, parse_name
 
 __all__ = ["EXCLUSIVE_HOOKS", "METHODS", "Joint", "JointUnimodal", "Method", "TrainState", "Unimodal",
-           "exclusive_owner", "joint_loss", "modality_params", "overrides"]
+           "exclusive_owner", "make_methods", "modality_params", "overrides", "parse_name"]

@@ -3,35 +3,41 @@
 Every hook does nothing by default; a method overrides only what it needs. ``fit`` calls the
 hooks in this order, methods in list order (the same sequence works in your own loop)::
 
-    for m in methods: m.on_fit_start(state)
-    for epoch in range(num_epochs):
-        loader = <first method's train_loader(state, data.train)> or the default shuffled loader
+    for m in methods: m.on_fit_start(state)              # always, also when resuming
+    if resuming: for m in methods: m.load_state_dict(saved)   # then state.resumed is True
+    for epoch in range(first_epoch, num_epochs):
+        loader = <the one train_loader owner>(state, data.train) or the default shuffled loader
         for m in methods: m.on_train_epoch_start(state)
         for batch in loader:
             for m in methods: m.on_train_batch_start(state, batch)
             out = model(batch["inputs"], feature_hook=<each method's on_features, in order>)
             for m in methods: m.on_after_forward(state, out, batch)
-            losses = <the one compute_loss owner>(state, out, batch)   # dict of named losses
+            losses = <the one compute_loss owner>(state, out, batch)   # else the task's loss
             <the one backward owner>(state, losses)                    # default: sum(losses).backward()
             for m in methods: m.on_after_backward(state)
             for m in methods: m.on_before_optimizer_step(state, optimizer)
             optimizer.step(); optimizer.zero_grad()
         for m in methods: m.on_train_epoch_end(state)
+        <validation with the task's evaluate; the task's select metric keeps the best epoch>
     for m in methods: m.on_fit_end(state)
 
-When ``fit`` resumes from a checkpoint it restores each method's ``state_dict`` and does not
-call ``on_fit_start`` again, so a method that sets itself up there must also cope with a
-first hook call after ``load_state_dict``.
+``on_fit_start`` sets a method up (parameters by module, generators seeded from the run's seed,
+``state.data`` for anything it needs from the splits); ``load_state_dict`` then restores what
+``state_dict`` saved, so no hook needs lazy set-up.
 
 ``compute_loss``, ``backward`` and ``train_loader`` are exclusive: at most one method in the
 list may override each; ``fit`` raises an error naming both when two do. Gradient edits go in
 ``on_before_optimizer_step`` (after the DDP all-reduce). Methods record diagnostics with
 ``state.log(name, value)``; notebooks plot from ``FitResult.log``.
+
+A method that leaves some parameters without a gradient (``Unimodal``) or fills ``.grad`` itself
+without ``loss.backward()`` (MMPareto) sets ``unused_parameters = True``: under DDP, ``fit`` then
+asks the reducer to look for parameters that did not take part.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -47,7 +53,10 @@ class TrainState:
     """What a hook may read (and the ``log`` it may write); one object per ``fit`` call.
 
     ``model`` is the bare ``MultimodalNet`` (not a DDP wrapper), so ``state.model.encoders[m]``
-    and ``state.model.head`` are always reachable.
+    and ``state.model.head`` are always reachable. ``data`` holds the splits (``data.train``,
+    ``data.val``; never use ``data.test`` for a decision). ``rank`` and ``world_size`` describe
+    the data-parallel group (0 and 1 without one); ``resumed`` says whether this run continued
+    from a checkpoint. ``task`` is the run's ``mmlib.task.Task``.
     """
 
     model: nn.Module
@@ -60,19 +69,18 @@ class TrainState:
     epoch: int = 0
     step: int = 0
     batch_size: int = 0
-    training: bool = True
+    data: Any = None
+    task: Any = None
+    rank: int = 0
+    world_size: int = 1
+    resumed: bool = False
     records: list[dict[str, Any]] = field(default_factory=list)
-    _log_fn: Callable[[str, float], None] | None = None
 
     def log(self, name: str, value: float | Tensor) -> None:
         """Record one diagnostic value at the current epoch and step."""
         if isinstance(value, Tensor):
             value = value.detach().item()
         self.records.append({"epoch": self.epoch, "step": self.step, "name": name, "value": float(value)})
-
-    @property
-    def world_size(self) -> int:
-        return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
     def all_reduce(self, tensor: Tensor) -> Tensor:
         """Sum ``tensor`` over all processes (in place; identity without DDP)."""
@@ -88,6 +96,7 @@ class Method:
     """
 
     registry_name = "method"
+    unused_parameters = False  # True: some parameters get no gradient from loss.backward() (see above)
 
     @classmethod
     def example(cls, modalities: tuple[str, ...]) -> "Method":

@@ -7,32 +7,19 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..registry import METHODS
+from ..task import classification_loss
 from .base import Method, TrainState
-
-
-def joint_loss(model, out, y: Tensor) -> dict[str, Tensor]:
-    """Cross-entropy on the fused logits.
-
-    For heads whose logits do not decompose (FiLM, gated), the per-modality classifiers are
-    trained too, on detached features, so that they monitor the encoders without steering them.
-    """
-    losses = {"fused": F.cross_entropy(out.logits, y)}
-    if not model.head.decomposes:
-        detached = {m: z.detach() for m, z in out.feats.items()}
-        for m, logit in model.head.unimodal(detached).items():
-            losses[f"probe/{m}"] = F.cross_entropy(logit, y)
-    return losses
 
 
 @METHODS.register("joint")
 class Joint(Method):
-    """Joint training: one cross-entropy on the fused logits (what ``fit`` does by default).
+    """Joint training: one cross-entropy on the fused logits (what ``fit`` does by default, as the task's loss).
 
     Hooks: compute_loss.
     """
 
     def compute_loss(self, state: TrainState, out, batch: dict[str, Any]) -> dict[str, Tensor]:
-        return joint_loss(state.model, out, batch["y"])
+        return classification_loss(state.model, out, batch["y"])
 
 
 @METHODS.register("joint-uni")
@@ -63,8 +50,10 @@ class Unimodal(Method):
 
     Model selection then uses that modality's validation accuracy (``select_metric``).
 
-    Hooks: compute_loss.
+    Hooks: on_fit_start, compute_loss.
     """
+
+    unused_parameters = True  # the other encoders and the fused head get no gradient
 
     def __init__(self, modality: str):
         self.modality = modality

@@ -88,28 +88,17 @@ class OGMGE(Method):
         self._k: dict[str, float] = {}
         self._params: dict[str, list[nn.Parameter]] = {}
         self._noise: torch.Generator | None = None
-        self._saved_noise: Tensor | None = None
 
     def in_window(self, epoch: int) -> bool:
         return in_window(epoch, self.start_epoch, self.end_epoch)
 
     def on_fit_start(self, state: TrainState) -> None:
-        self._noise, self._saved_noise = None, None  # a fresh run, not a resume
-        self._setup(state)
-
-    def _setup(self, state: TrainState) -> None:
-        # also reached lazily on resume, where fit skips on_fit_start
         self._params = {m: encoder_tensors(state.model.encoders[m], self.modulate) for m in state.modalities}
-        if self._noise is None:
-            # a sub-seed of the run's seed: reproducible, equal on every rank, data order untouched
-            self._noise = torch.Generator(device=state.device)
-            self._noise.manual_seed(derive_seed(state.generator.initial_seed(), self.registry_name, "noise"))
-            if self._saved_noise is not None:
-                self._noise.set_state(self._saved_noise)
+        # a sub-seed of the run's seed: reproducible, equal on every rank, data order untouched
+        self._noise = torch.Generator(device=state.device)
+        self._noise.manual_seed(derive_seed(state.generator.initial_seed(), self.registry_name, "noise"))
 
     def on_after_forward(self, state: TrainState, out, batch: dict[str, Any]) -> None:
-        if not self._params:
-            self._setup(state)
         rho = batch_ratios(state, out.uni_logits, batch["y"])
         self._k = {m: ogm_coefficient(r, self.alpha, self.rule) for m, r in rho.items()}
         for m in state.modalities:
@@ -137,12 +126,12 @@ class OGMGE(Method):
         return noise.mul_(std + 1e-8)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"noise": self._noise.get_state() if self._noise is not None else self._saved_noise}
+        return {"noise": self._noise.get_state() if self._noise is not None else None}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._saved_noise = state.get("noise")
-        if self._noise is not None and self._saved_noise is not None:
-            self._noise.set_state(self._saved_noise)
+        """Called by ``fit`` after ``on_fit_start``: continue the noise sequence where it stopped."""
+        if state.get("noise") is not None:
+            self._noise.set_state(state["noise"])
 
 
 @METHODS.register("ogm")

@@ -5,7 +5,6 @@ import math
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from torch import Tensor
 
 from ..registry import METHODS
@@ -66,30 +65,20 @@ class OPM(Method):
         self._q: dict[str, float] = {}
         self._active = False
         self._gens: dict[str, torch.Generator] = {}
-        self._saved: dict[str, Any] = {}
 
     def in_window(self, epoch: int) -> bool:
         return in_window(epoch, self.start_epoch, self.end_epoch)
 
     def on_fit_start(self, state: TrainState) -> None:
-        self._q, self._gens, self._saved = {}, {}, {}  # a fresh run, not a resume
-        self._setup(state)
-
-    def _setup(self, state: TrainState) -> None:
-        # also reached lazily on resume, where fit skips on_fit_start
         seed = state.generator.initial_seed()
-        rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-        for name, parts in (("exe", ()), ("mask", (rank,))):
+        self._gens = {}
+        for name, parts in (("exe", ()), ("mask", (state.rank,))):
             gen = torch.Generator(device=state.device)
             gen.manual_seed(derive_seed(seed, self.registry_name, name, *parts))
-            if self._saved.get(name) is not None:
-                gen.set_state(self._saved[name])
             self._gens[name] = gen
-        self._q = self._saved.get("q") or self._q or {m: 0.0 for m in state.modalities}
+        self._q = {m: 0.0 for m in state.modalities}
 
     def on_train_batch_start(self, state: TrainState, batch: dict[str, Any]) -> None:
-        if not self._gens:
-            self._setup(state)
         # drawn every batch, so the sequence of decisions does not depend on the window
         draw = float(torch.rand((), generator=self._gens["exe"], device=self._gens["exe"].device))
         self._active = self.in_window(state.epoch) and draw < self.p_exe
@@ -118,13 +107,11 @@ class OPM(Method):
             state.log(f"q/{m}", self._q[m])
 
     def state_dict(self) -> dict[str, Any]:
-        gens = {name: self._saved.get(name) for name in ("exe", "mask")}
-        gens.update({name: g.get_state() for name, g in self._gens.items()})
-        return {"q": dict(self._q), **gens}
+        return {"q": dict(self._q), **{name: g.get_state() for name, g in self._gens.items()}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._saved = dict(state)
-        self._q = dict(state.get("q") or {})
+        """Called by ``fit`` after ``on_fit_start``: the last q and both generators' positions."""
+        self._q = dict(state.get("q") or self._q)
         for name, gen in self._gens.items():
             if state.get(name) is not None:
                 gen.set_state(state[name])

@@ -6,7 +6,7 @@ from typing import Callable
 
 from torch import Tensor, nn
 
-from ..registry import FUSIONS
+from ..registry import FUSIONS, MODELS
 from .encoders import build_encoder
 
 FeatureHook = Callable[[dict[str, Tensor]], dict[str, Tensor]]
@@ -50,8 +50,19 @@ class MultimodalNet(nn.Module):
         return Output(self.head.fuse(fused_in), uni, feats)
 
 
-def build_model(data, fusion: str = "concat", encoders: dict[str, tuple[str, dict]] | None = None,
-                **fusion_kwargs) -> MultimodalNet:
+def build_model(data, model: str = "fusion", **kwargs) -> nn.Module:
+    """A registered model for ``data`` (``MODELS``); the default is encoders plus a fusion head.
+
+    ``build_model(data, fusion="sum", separate_uni=True)`` passes the keywords to the model's
+    factory (here ``fusion_net``); a chapter with another kind of model registers its factory
+    with ``@MODELS.register(name)`` and is built with ``build_model(data, model=name)``.
+    """
+    return MODELS.create(model, data=data, **kwargs)
+
+
+@MODELS.register("fusion")
+def fusion_net(data, fusion: str = "concat", encoders: dict[str, tuple[str, dict]] | None = None,
+               **fusion_kwargs) -> MultimodalNet:
     """Encoders from the dataset's defaults (or ``encoders``) and a fusion head by name.
 
     Args:

@@ -222,3 +222,45 @@ def test_tiny_data_is_a_multimodal_dataset(make_data):
     assert data.modalities == ("x", "y", "z")
     assert len(data.train) + len(data.val) + len(data.test) == 30
     assert set(data.train.y.tolist()) == set(range(5))
+
+
+def _split(n=10):
+    return Split({"a": torch.arange(n, dtype=torch.float32).view(n, 1)}, torch.arange(n) % 2)
+
+
+def test_loader_follows_a_given_order_with_repeats():
+    loader = BatchLoader(_split(), 4, shuffle=True, order=torch.tensor([3, 3, 0, 9, 1]))
+    batches = list(loader)
+    assert [b["index"].tolist() for b in batches] == [[3, 3, 0, 9], [1]]
+    assert len(loader) == 2
+
+
+def test_loader_draws_an_order_every_epoch_from_its_generator():
+    loader = BatchLoader(_split(), 5, generator=torch.Generator().manual_seed(1),
+                         order=lambda g: torch.randint(0, 10, (7,), generator=g))
+    first, second = ([i for b in loader for i in b["index"].tolist()] for _ in range(2))
+    assert len(first) == 7 and first != second
+
+
+def test_loader_transform_edits_each_batch():
+    def blank(batch):
+        return {**batch, "inputs": {m: torch.zeros_like(x) for m, x in batch["inputs"].items()}}
+
+    batches = list(BatchLoader(_split(), 4, transform=blank))
+    assert all(b["inputs"]["a"].abs().sum() == 0 for b in batches) and len(batches) == 3
+
+
+def test_loader_shards_a_given_order_across_ranks():
+    order = torch.tensor([5, 4, 3, 2, 1])
+    seen = [[i for b in BatchLoader(_split(), 2, order=order, rank=r, world_size=2) for i in b["index"].tolist()]
+            for r in range(2)]
+    assert seen == [[5, 3, 1], [4, 2, 5]]  # padded by wrap-around to 3 each
+
+
+@pytest.mark.parametrize("order, msg", [(torch.tensor([0, 10]), "outside 0..9"),
+                                        (torch.tensor([[0, 1]]), "1-D integer"),
+                                        (torch.tensor([0.5]), "1-D integer"),
+                                        (torch.tensor([], dtype=torch.long), "non-empty")])
+def test_bad_orders_are_errors(order, msg):
+    with pytest.raises(ValueError, match=msg):
+        BatchLoader(_split(), 2, order=order)

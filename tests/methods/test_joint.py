@@ -4,36 +4,11 @@ import torch
 import torch.nn.functional as F
 
 import mmlib as mm
-from mmlib.methods.joint import joint_loss
 
 
 def _out(model, data):
     batch = data.train.batch(torch.arange(8))
     return model(batch["inputs"]), batch
-
-
-def test_joint_loss_is_fused_cross_entropy_for_decomposing_heads(make_data):
-    data = make_data()
-    model = mm.build_model(data, fusion="concat")
-    out, batch = _out(model, data)
-    losses = joint_loss(model, out, batch["y"])
-    assert list(losses) == ["fused"]
-    assert torch.allclose(losses["fused"], F.cross_entropy(out.logits, batch["y"]))
-
-
-@pytest.mark.parametrize("fusion", ["film", "gated"])
-def test_probe_heads_learn_on_detached_features(make_data, fusion):
-    data = make_data()
-    model = mm.build_model(data, fusion=fusion)
-    out, batch = _out(model, data)
-    losses = joint_loss(model, out, batch["y"])
-    assert set(losses) == {"fused", "probe/a", "probe/b"}
-    grads_all = torch.autograd.grad(sum(losses.values()), list(model.encoders.parameters()), retain_graph=True)
-    grads_fused = torch.autograd.grad(losses["fused"], list(model.encoders.parameters()), retain_graph=True)
-    for g1, g2 in zip(grads_all, grads_fused):
-        assert torch.allclose(g1, g2)  # probe terms do not reach the encoders
-    probe_grad = torch.autograd.grad(losses["probe/a"], model.head.uni["a"].weight)[0]
-    assert probe_grad.abs().sum() > 0
 
 
 def test_joint_uni_adds_one_loss_per_modality(make_data):

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 import mmlib as mm
-from mmlib.methods import joint_loss
+from mmlib.task import classification_loss
 from mmlib.methods.base import TrainState
 from mmlib.methods.ogm_ge import OGM, OGMGE, encoder_tensors, ogm_coefficient
 from mmlib.models.encoders import ConvEncoder
@@ -36,7 +36,7 @@ def backward_once(method, fusion="concat", epoch=0):
     # the monitor sees "a" confident and "b" uniform over 3 classes: rho_a = 3 / (1 + 2 e^-5)
     monitor = {"a": 5.0 * F.one_hot(batch["y"], 3).float(), "b": torch.zeros(len(batch["y"]), 3)}
     method.on_after_forward(state, mm.models.net.Output(out.logits, monitor, out.feats), batch)
-    sum(joint_loss(model, out, batch["y"]).values()).backward()
+    sum(classification_loss(model, out, batch["y"]).values()).backward()
     before = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
     method.on_before_optimizer_step(state, state.optimizer)
     after = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
@@ -166,8 +166,8 @@ def test_state_dict_restores_the_noise_stream():
     g = torch.randn(20)
     first = a._ge_noise(g)
     b = OGMGE()
+    b.on_fit_start(make_state(mm.build_model(data), seed=7))  # fit: on_fit_start, then load_state_dict
     b.load_state_dict(saved)
-    b._setup(make_state(mm.build_model(data), seed=7))  # the lazy set-up that a resumed fit reaches
     assert torch.equal(b._ge_noise(g), first)
 
 
