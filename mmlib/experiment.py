@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterable
 
 import pandas as pd
 
+from . import checks
 from .evaluate import probe_all
 from .methods.base import Method
 from .models import build_model
@@ -39,7 +40,7 @@ def make_methods(spec: MethodSpec | Iterable[MethodSpec] | None) -> list[Method]
         elif isinstance(s, tuple) and len(s) == 2 and isinstance(s[0], str) and isinstance(s[1], dict):
             out.append(METHODS.create(s[0], **s[1]))
         elif callable(s) and not isinstance(s, tuple):
-            out.append(s())
+            out.append(checks.method_from_factory(s))
         else:
             raise TypeError(f"cannot make a method from {s!r}: give a Method, a registered name, "
                             f"a (name, kwargs) pair or a factory; several methods go in a list")
@@ -82,6 +83,7 @@ def run(data, methods: MethodSpec | Iterable[MethodSpec] | None = None, *, seeds
         keep: keep the ``FitResult`` objects (models, logs) for plotting.
         fit_kwargs: passed to ``fit`` (usually ``**profile.train(dataset)``).
     """
+    seeds = checks.check_run(seeds, fit_kwargs)
     rows, results = [], []
     for seed in seeds:
         seed_everything(seed)

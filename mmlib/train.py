@@ -28,7 +28,7 @@ from .evaluate import evaluate
 from .methods.base import Method, TrainState, exclusive_owner, overrides
 from .methods.joint import joint_loss
 from .registry import METHODS
-from . import portable
+from . import checks, portable
 
 OPTIMIZERS = {"sgd": torch.optim.SGD, "adamw": torch.optim.AdamW, "adam": torch.optim.Adam}
 
@@ -67,14 +67,13 @@ def resolve_methods(methods: Iterable[Method | str] | Method | str | None) -> li
     """Accept Method instances and registry names (created with default hyper-parameters)."""
     if methods is None:
         return []
-    if isinstance(methods, (Method, str)):
+    if isinstance(methods, (Method, str, type)) or not isinstance(methods, Iterable):
         methods = [methods]
     out = []
     for m in methods:
         if isinstance(m, str):
             m = METHODS.create(m)
-        if not isinstance(m, Method):
-            raise TypeError(f"methods must be Method instances or registered names, got {m!r}")
+        checks.check_method(m)
         out.append(m)
     Hooks(out)  # fails early when two methods own one exclusive hook
     return out
@@ -159,8 +158,9 @@ def fit(model: torch.nn.Module, data: MultimodalDataset, methods: Iterable[Metho
             method's ``select_metric``).
         checkpoint: file to save after every epoch and to resume from.
     """
-    if num_epochs < 1:
-        raise ValueError(f"num_epochs must be >= 1, got {num_epochs}")
+    checks.check_fit(model, data, num_epochs=num_epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
+                     weight_decay=weight_decay, momentum=momentum, lr_step=lr_step, lr_gamma=lr_gamma, seed=seed,
+                     device=device, select=select)
     start_time = time.perf_counter()
     portable.verify()
     methods = resolve_methods(methods)
