@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from .runner import NotebookError, execute, load_params
+from .runner import NotebookError, check_parameters, execute, load_params
 
 
 def notebooks_in_toc(toc: Path = Path("_toc.yml")) -> list[Path]:
@@ -54,18 +54,33 @@ def _run(args: argparse.Namespace) -> int:
     if not args.inplace and not args.output_dir:
         print("mmlib run: choose --inplace (store outputs in the notebooks) or --output-dir DIR", file=sys.stderr)
         return 2
-    params = load_params(args.params)
+    try:
+        params = load_params(args.params)
+    except NotebookError as err:
+        print(f"mmlib run: {err}", file=sys.stderr)
+        return 2
     for key, value in args.p or []:
-        params[key] = yaml.safe_load(value)
+        try:
+            params[key] = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+            print(f"mmlib run: -p {key}: not valid YAML ({problem}): {value!r}; close every bracket and quote, "
+                  f"e.g. -p seeds '[0, 1]'", file=sys.stderr)
+            return 2
     if args.profile:
         params["profile"] = args.profile
+    try:  # every notebook and parameter is checked before the first notebook runs
+        params_of = {nb: check_parameters(nb, params) for nb in notebooks}
+    except NotebookError as err:
+        print(f"mmlib run: {err}", file=sys.stderr)
+        return 1
     total = 0.0
     bar = tqdm(notebooks, desc="notebooks", unit="nb", file=sys.stderr, disable=None)
     for nb in bar:
         bar.set_postfix_str(nb.name)
         out = nb if args.inplace else Path(args.output_dir) / nb.name
         try:
-            report = execute(nb, out, params, timeout=args.timeout)
+            report = execute(nb, out, params_of[nb], timeout=args.timeout)
         except NotebookError as err:
             bar.close()
             print(f"mmlib run: {err}", file=sys.stderr)
@@ -74,6 +89,17 @@ def _run(args: argparse.Namespace) -> int:
         tqdm.write(f"{nb}: {report.seconds:.1f} s -> {report.output}", file=sys.stderr)
     print(f"mmlib run: {len(notebooks)} notebook(s) in {total:.1f} s", file=sys.stderr)
     return 0
+
+
+def _seconds(text: str) -> int:
+    """``--timeout``: a positive whole number of seconds."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number of seconds, got {text!r}")
+    return value
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -118,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                      help="one parameter; VALUE is read as YAML")
     run.add_argument("--output-dir", help="write executed copies here")
     run.add_argument("--inplace", action="store_true", help="store outputs in the notebooks themselves")
-    run.add_argument("--timeout", type=int, default=None, help="seconds allowed per cell")
+    run.add_argument("--timeout", type=_seconds, default=None, help="seconds allowed per cell")
     run.set_defaults(func=_run)
     lst = sub.add_parser("list", help="list registered datasets, encoders, fusions, methods, profiles")
     lst.set_defaults(func=_list)
@@ -127,7 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     ex = sub.add_parser("exec", help="run a command in the portable-numerics environment")
     ex.add_argument("command", nargs=argparse.REMAINDER, help="the command and its arguments (after --)")
     ex.set_defaults(func=_exec)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit:  # usage errors and --help: argparse has printed; return its code
+        return exit.code if isinstance(exit.code, int) else 2
     return args.func(args)
 
 
