@@ -55,9 +55,19 @@ def _run(args: argparse.Namespace) -> int:
     if not args.inplace and not args.output_dir:
         print("mmlib run: choose --inplace (store outputs in the notebooks) or --output-dir DIR", file=sys.stderr)
         return 2
-    params = load_params(args.params)
+    try:
+        params = load_params(args.params)
+    except NotebookError as err:
+        print(f"mmlib run: {err}", file=sys.stderr)
+        return 2
     for key, value in args.p or []:
-        params[key] = yaml.safe_load(value)
+        try:
+            params[key] = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+            print(f"mmlib run: -p {key}: not valid YAML ({problem}): {value!r}; close every bracket and quote, "
+                  f"e.g. -p seeds '[0, 1]'", file=sys.stderr)
+            return 2
     if args.profile:
         params["profile"] = args.profile
     jobs = [(nb, nb if args.inplace else Path(args.output_dir) / nb.name) for nb in notebooks]
@@ -77,6 +87,17 @@ def _run(args: argparse.Namespace) -> int:
     print(f"mmlib run: {len(notebooks)} notebook(s) in {wall:.1f} s ({total:.1f} s of notebook time, "
           f"{args.jobs} at a time)", file=sys.stderr)
     return 0
+
+
+def _seconds(text: str) -> int:
+    """``--timeout``: a positive whole number of seconds."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number of seconds, got {text!r}")
+    return value
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -121,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
                      help="one parameter; VALUE is read as YAML")
     run.add_argument("--output-dir", help="write executed copies here")
     run.add_argument("--inplace", action="store_true", help="store outputs in the notebooks themselves")
-    run.add_argument("--timeout", type=int, default=None, help="seconds allowed per cell")
+    run.add_argument("--timeout", type=_seconds, default=None, help="seconds allowed per cell")
     run.add_argument("--jobs", "-j", type=int, default=1,
                      help="notebooks executed at once, one single-threaded kernel each (default 1)")
     run.set_defaults(func=_run)
@@ -132,7 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     ex = sub.add_parser("exec", help="run a command in the portable-numerics environment")
     ex.add_argument("command", nargs=argparse.REMAINDER, help="the command and its arguments (after --)")
     ex.set_defaults(func=_exec)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit:  # usage errors and --help: argparse has printed; return its code
+        return exit.code if isinstance(exit.code, int) else 2
     return args.func(args)
 
 

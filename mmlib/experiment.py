@@ -11,6 +11,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
+from . import checks
 from .evaluate import probe_all
 from .methods.spec import MethodSpec, make_methods
 from .models import build_model
@@ -53,6 +54,7 @@ def run(data, methods: MethodSpec | Iterable[MethodSpec] | None = None, *, seeds
         keep: keep the ``FitResult`` objects (models, logs) for plotting.
         fit_kwargs: passed to ``fit`` (usually ``**profile.train(dataset)``).
     """
+    seeds = checks.check_run(seeds, fit_kwargs)
     rows, results = [], []
     for seed in seeds:
         seed_everything(seed)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .checks import check_device, check_seeds, check_train_args
 from .data import load_dataset
 from .data.base import MultimodalDataset
 from .registry import DATASETS
@@ -127,8 +128,8 @@ def resolve(profile: str = "default", seeds: list[int] | None = None, device: st
         overrides: training keys (``TRAIN_KEYS``) apply to every dataset; any other key must
             be an argument of each dataset's loader that the profile covers.
     """
-    if profile not in PROFILES:
-        raise ProfileError(f"unknown profile {profile!r}.{_closest(profile, sorted(PROFILES))} "
+    if not isinstance(profile, str) or profile not in PROFILES:
+        raise ProfileError(f"unknown profile {profile!r}.{_closest(str(profile), sorted(PROFILES))} "
                            f"Known profiles: {', '.join(sorted(PROFILES))}")
     spec = copy.deepcopy(PROFILES[profile])
     root = check_data_root(data_root, profile) if spec.get("needs_data_root") else (
@@ -137,6 +138,14 @@ def resolve(profile: str = "default", seeds: list[int] | None = None, device: st
     if missing:
         raise ProfileError(f"profile {profile!r} needs dataset(s) {missing}, whose loaders are not in this "
                            f"version of mmlib yet; use profile 'default' on the built-in data")
+    try:
+        check_device(device)
+    except ValueError as err:
+        raise ProfileError(str(err)) from None
+    try:
+        check_train_args({k: v for k, v in overrides.items() if k in TRAIN_KEYS})
+    except (TypeError, ValueError) as err:
+        raise ProfileError(f"override {err}") from None
     for key, value in overrides.items():
         if key in TRAIN_KEYS:
             for entry in spec["datasets"].values():
@@ -152,9 +161,9 @@ def resolve(profile: str = "default", seeds: list[int] | None = None, device: st
                                                    for n in spec["datasets"])))
             raise ProfileError(f"unknown override {key!r}.{_closest(key, valid)} Valid overrides: {', '.join(valid)}")
     if seeds is not None:
-        if isinstance(seeds, int):
-            seeds = [seeds]
-        if not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
-            raise ProfileError(f"seeds must be a non-empty list of non-negative integers, got {seeds!r}")
+        try:
+            seeds = check_seeds(seeds)
+        except ValueError as err:
+            raise ProfileError(str(err)) from None
         return Profile(profile, list(seeds), device, root, spec["datasets"], close_seeds=list(seeds))
     return Profile(profile, list(spec["seeds"]), device, root, spec["datasets"], close_seeds=spec["close_seeds"])

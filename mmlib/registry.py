@@ -48,6 +48,10 @@ class Registry:
         return deco
 
     def get(self, name: str) -> Callable[..., Any]:
+        if not isinstance(name, str):
+            example = self.names()[0] if self._items else "name"
+            raise TypeError(f"a {self.kind} name must be a string such as {example!r}, got {name!r} "
+                            f"({type(name).__name__})")
         if name not in self._items:
             raise UnknownNameError(self._unknown(name))
         return self._items[name]

@@ -29,7 +29,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from . import checkpoint as ckpt_io
-from . import portable
+from . import checks, portable
 from .data.base import BatchLoader, MultimodalDataset
 from .methods.base import Method, TrainState, exclusive_owner, overrides
 from .methods.spec import MethodSpec, make_methods
@@ -170,8 +170,9 @@ def fit(model: torch.nn.Module, data: MultimodalDataset, methods: MethodSpec | I
             ``select_metric``, else the task's ``select``; a task's ``None`` keeps the last epoch).
         checkpoint: file to save after every epoch and to resume from (same run only).
     """
-    if num_epochs < 1:
-        raise ValueError(f"num_epochs must be >= 1, got {num_epochs}")
+    checks.check_fit(model, data, num_epochs=num_epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
+                     weight_decay=weight_decay, momentum=momentum, lr_step=lr_step, lr_gamma=lr_gamma, seed=seed,
+                     device=device, select=select if task is None or isinstance(task, Classification) else None)
     start_time = time.perf_counter()
     portable.verify()
     methods = resolve_methods(methods)

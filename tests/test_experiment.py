@@ -1,4 +1,4 @@
-"""make_methods, run over seeds, Runs, summaries and the imbalance-gap table."""
+"""run over seeds, Runs, summaries and the imbalance-gap table."""
 import math
 
 import numpy as np
@@ -6,55 +6,8 @@ import pandas as pd
 import pytest
 
 import mmlib as mm
-from mmlib.experiment import Runs, concat, imbalance_gaps, make_methods, mean_std, run, summarize
+from mmlib.experiment import Runs, concat, imbalance_gaps, mean_std, run, summarize
 from mmlib.methods import Joint, JointUnimodal, Method, Unimodal
-
-
-# --- make_methods ------------------------------------------------------------------------
-
-def test_make_methods_from_names_and_name_kwargs():
-    ms = make_methods(["joint", ("unimodal", {"modality": "b"}), ("joint-uni", {"weight": 0.5})])
-    assert [type(m) for m in ms] == [Joint, Unimodal, JointUnimodal]
-    assert ms[1].modality == "b" and ms[2].weight == 0.5
-
-
-def test_make_methods_single_specs_and_none():
-    assert make_methods(None) == []
-    assert [type(m) for m in make_methods("joint-uni")] == [JointUnimodal]
-    assert [type(m) for m in make_methods(("unimodal", {"modality": "a"}))] == [Unimodal]
-    assert [type(m) for m in make_methods(JointUnimodal)] == [JointUnimodal]  # a class is a factory
-
-
-def test_make_methods_deep_copies_instances():
-    proto = JointUnimodal(weight=0.3)
-    proto.history = [1, 2]
-    a, b = make_methods(proto)[0], make_methods([proto])[0]
-    assert a is not proto and b is not proto and a is not b
-    assert a.weight == b.weight == 0.3
-    a.history.append(3)
-    assert proto.history == [1, 2] and b.history == [1, 2]
-
-
-def test_make_methods_calls_factories_each_time():
-    calls = []
-
-    def factory():
-        calls.append(1)
-        return Unimodal("a")
-
-    first, second = make_methods(factory)[0], make_methods([factory])[0]
-    assert first is not second and len(calls) == 2
-
-
-@pytest.mark.parametrize("bad", [[3], [None], ["joint", 2.5]])
-def test_make_methods_bad_spec_is_an_error(bad):
-    with pytest.raises(TypeError, match=r"cannot make a method from"):
-        make_methods(bad)
-
-
-def test_make_methods_unknown_name_suggests_close_match():
-    with pytest.raises(mm.UnknownNameError, match=r"Did you mean 'joint-uni'\?"):
-        make_methods("joint-unii")
 
 
 # --- run ---------------------------------------------------------------------------------
@@ -75,7 +28,7 @@ FIT = {"num_epochs": 2, "batch_size": 16, "lr": 1e-2}
 def runs():
     from tests.helpers import make_tiny_data
 
-    return run(make_tiny_data(), EpochLogger, seeds=(0, 1), **FIT)
+    return run(make_tiny_data(), EpochLogger(), seeds=(0, 1), **FIT)
 
 
 def test_run_gives_one_row_per_seed_with_expected_columns(runs):
@@ -122,7 +75,7 @@ def test_run_default_label_is_joint_or_method_names(make_data):
 
 
 def test_run_is_reproducible_per_seed(make_data, runs):
-    again = run(make_data(), EpochLogger, seeds=(1,), **FIT)
+    again = run(make_data(), EpochLogger(), seeds=(1,), **FIT)
     row = runs.table[runs.table["seed"] == 1].iloc[0]
     for col in ("acc", "f1", "map", "acc/a", "acc/b", "probe/a", "probe/b"):
         assert again.table[col].iloc[0] == row[col]

@@ -137,3 +137,30 @@ def test_profile_load_uses_profile_settings_and_kwargs_win():
 def test_profile_is_a_dataclass_with_its_fields():
     p = Profile("x", [1], "cpu", None, {"mfeat": {"data": {}, "train": {"lr": 1.0}}})
     assert p.train("mfeat") == {"lr": 1.0, "device": "cpu"}
+
+
+@pytest.mark.parametrize("override,match", [
+    ({"num_epochs": "3"}, r"override num_epochs must be an integer >= 1, got '3' \(str\)"),
+    ({"num_epochs": True}, r"override num_epochs must be an integer >= 1, got True \(bool\)"),
+    ({"batch_size": 0}, r"override batch_size must be >= 1, got 0"),
+    ({"lr": "1e-3"}, r"override lr must be a real number > 0, got '1e-3' \(str\).*write exponents with a dot"),
+    ({"momentum": 1.5}, r"override momentum must be a finite number in \[0, 1\), got 1\.5"),
+    ({"lr_step": 0}, r"override lr_step must be None or >= 1, got 0"),
+    ({"optimizer": "sdg"}, r"override unknown optimizer 'sdg'\. Did you mean 'sgd'\?"),
+])
+def test_training_override_values_follow_fits_rules(override, match):
+    with pytest.raises(ProfileError, match=match):
+        resolve("quick", **override)
+
+
+@pytest.mark.parametrize("bad", [True, [True, 1], [0, False]])
+def test_bool_seeds_are_an_error(bad):
+    with pytest.raises(ProfileError, match=r"seeds must be a non-empty list of non-negative integers"):
+        resolve("default", seeds=bad)
+
+
+def test_bad_device_or_profile_type_is_a_profile_error():
+    with pytest.raises(ProfileError, match=r"device 'gpu' is not a torch device; use 'cpu', 'cuda'"):
+        resolve("quick", device="gpu")
+    with pytest.raises(ProfileError, match=r"unknown profile \['quick'\]\..*Known profiles: default, paper, quick"):
+        resolve(["quick"])

@@ -107,3 +107,11 @@ def test_unknown_name_without_close_match_gives_no_suggestion(reg):
 def test_builtin_registry_suggests_close_method_name():
     with pytest.raises(UnknownNameError, match=r"Did you mean 'joint'\?.*mmlib/methods/"):
         mm.METHODS.create("jiont")
+
+
+@pytest.mark.parametrize("bad", [["box"], None, 3])
+def test_a_name_that_is_not_a_string_is_a_type_error_with_an_example(reg, bad):
+    reg.register("box")(thing())
+    with pytest.raises(TypeError, match=rf"a widget name must be a string such as 'box', got .* "
+                                        rf"\({type(bad).__name__}\)"):
+        reg.get(bad)

@@ -4,7 +4,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from mmlib import cli
-from mmlib.runner import NotebookError, check_parameters, execute, execute_many, load_params
+from mmlib.runner import NotebookError, check_notebook, check_parameters, execute, execute_many, failed_cell, load_params
 
 
 def _notebook(path, body="print(profile)", tagged=True):
@@ -116,3 +116,74 @@ def test_kernels_run_with_portable_numerics(tmp_path):
     text = "".join(o.get("text", "") for c in nbformat.read(report.output, as_version=4).cells
                    for o in c.get("outputs", []))
     assert "glibc.cpu.hwcaps=" in text and "default" in text
+
+
+# --- notebooks, list parameters and failure messages ---------------------------------------------
+
+def _list_notebook(path, body="print(datasets, overrides)"):
+    nb = new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    params = new_code_cell('datasets = ["av-digits", "mfeat"]\noverrides = {}')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, new_code_cell(body)]
+    nbformat.write(nb, path)
+    return path
+
+
+def test_a_directory_or_a_non_ipynb_file_is_not_a_notebook(tmp_path):
+    _notebook(tmp_path / "a.ipynb")
+    with pytest.raises(NotebookError, match=rf"'{tmp_path}' is a directory; a \.ipynb notebook file is expected "
+                                            rf"\(it holds a\.ipynb\)"):
+        check_notebook(tmp_path)
+    (tmp_path / "a.md").write_text("# a")
+    with pytest.raises(NotebookError, match=r"a\.md' is not a notebook: a \.ipynb file is expected; "
+                                            r"did you mean '.*a\.ipynb'\?"):
+        check_parameters(tmp_path / "a.md", {})
+    with pytest.raises(NotebookError, match=r"b\.md' is not a notebook: a \.ipynb file is expected$"):
+        check_notebook(tmp_path / "b.md")
+    assert check_notebook(tmp_path / "a.ipynb") == tmp_path / "a.ipynb"
+
+
+def test_a_string_for_a_list_parameter_becomes_a_list_of_one_with_a_note(tmp_path, capsys):
+    nb = _list_notebook(tmp_path / "a.ipynb")
+    assert check_parameters(nb, {"datasets": "mfeat"}) == {"datasets": ["mfeat"]}
+    assert "note: " in capsys.readouterr().err
+    assert check_parameters(nb, {"datasets": ["mfeat"]}) == {"datasets": ["mfeat"]}
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("params,match", [
+    ({"datasets": 3}, r"parameter 'datasets' must be a list like its default \['av-digits', 'mfeat'\], got 3; "
+                      r"e.g. -p datasets '\[3\]'"),
+    ({"overrides": [1]}, r"parameter 'overrides' must be a mapping like its default \{\}, got \[1\]; "
+                         r"e.g. -p overrides '\{name: value\}'"),
+])
+def test_a_value_of_the_wrong_shape_for_a_list_or_mapping_parameter_is_an_error(tmp_path, params, match):
+    with pytest.raises(NotebookError, match=match):
+        check_parameters(_list_notebook(tmp_path / "a.ipynb"), params)
+
+
+def test_a_failed_cell_is_named_by_its_place_in_the_source_notebook(tmp_path):
+    nb = _notebook(tmp_path / "a.ipynb", body="x = 1\nraise ValueError('bad value')")
+    with pytest.raises(NotebookError, match=r"a\.ipynb failed in cell 2 of 2 \(`x = 1`\): ValueError: bad value$"):
+        execute(nb, tmp_path / "out.ipynb", {"profile": "quick"})  # papermill adds a parameters cell
+
+
+def test_failed_cell_of_a_timeout_is_the_last_cell_that_started(tmp_path):
+    nb = _notebook(tmp_path / "a.ipynb", body="import time\ntime.sleep(60)")
+    executed = nbformat.read(nb, as_version=4)
+    injected = new_code_cell('profile = "quick"')
+    injected.metadata["tags"] = ["injected-parameters"]
+    executed.cells.insert(1, injected)
+    for cell in executed.cells:
+        cell.metadata["papermill"] = {"start_time": "2025-01-01T00:00:00"}
+    nbformat.write(executed, tmp_path / "executed.ipynb")
+    assert failed_cell(tmp_path / "executed.ipynb", None) == "cell 2 of 2 (`import time`)"
+    assert failed_cell(tmp_path / "executed.ipynb", 1) == "the injected parameters cell"
+    assert failed_cell(tmp_path / "missing.ipynb", None) == ""
+
+
+def test_a_corrupt_notebook_file_is_one_clear_error(tmp_path):
+    (tmp_path / "a.ipynb").write_text("{not json")
+    with pytest.raises(NotebookError, match=r"cannot read notebook '.*a\.ipynb': .*is it a Jupyter notebook"):
+        check_parameters(tmp_path / "a.ipynb", {})

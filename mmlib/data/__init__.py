@@ -4,6 +4,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+from ..checks import check_finite
 from ..registry import DATASETS
 from . import av_digits, mfeat  # noqa: F401  (registration)
 from .base import BatchLoader, MultimodalDataset, Split, make_splits, stratified_split
@@ -11,13 +12,19 @@ from .mfeat import MissingDataError
 
 
 def load_dataset(name: str, **kwargs: Any) -> MultimodalDataset:
-    """Build a registered dataset; unknown keyword arguments are an error naming the valid ones."""
+    """Build a registered dataset; unknown keyword arguments are an error naming the valid ones.
+
+    The built dataset is checked for NaN and inf in every input (an error naming the split and
+    modality), so bad data fails here rather than as NaN losses during training.
+    """
     factory = DATASETS.get(name)
     params = inspect.signature(factory).parameters
     unknown = sorted(set(kwargs) - set(params))
     if unknown:
         raise TypeError(f"dataset {name!r} got unknown argument(s) {unknown}; valid: {sorted(params)}")
-    return factory(**kwargs)
+    data = factory(**kwargs)
+    check_finite(data)
+    return data
 
 
 __all__ = ["BatchLoader", "DATASETS", "MissingDataError", "MultimodalDataset", "Split", "load_dataset",

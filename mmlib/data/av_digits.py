@@ -26,11 +26,13 @@ import numpy as np
 import torch
 from sklearn.datasets import load_digits
 
+from ..checks import check_int, check_real, check_split
 from ..registry import DATASETS
 from .base import MultimodalDataset, Split, stratified_split
 
 
 def _check_fraction(name: str, value: float) -> None:
+    check_real(name, value)
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"{name} must be a fraction in [0, 1], got {value}")
 
@@ -92,8 +94,23 @@ def load_av_digits(n_samples: int = 2000, data_seed: int = 0, frame_size: int = 
     """
     for name, value in (("visual_missing", visual_missing), ("audio_missing", audio_missing)):
         _check_fraction(name, value)
+    check_int("n_samples", n_samples)
     if n_samples < 30:
         raise ValueError(f"n_samples must be at least 30 (3 splits x 10 classes), got {n_samples}")
+    check_int("data_seed", data_seed, low=0)
+    check_int("frame_size", frame_size, low=8, why=" (the digits are 8x8)")
+    for name, value in (("visual_noise", visual_noise), ("audio_noise", audio_noise),
+                        ("pitch_jitter", pitch_jitter)):
+        check_real(name, value, low=0)
+    for name, value in (("semitones", semitones), ("base_hz", base_hz), ("duration", duration)):
+        check_real(name, value, low=0, low_open=True)
+    for name, value in (("sample_rate", sample_rate), ("hop", hop), ("width", width), ("feat_dim", feat_dim)):
+        check_int(name, value, low=1)
+    check_int("n_fft", n_fft, low=2)
+    if n_fft // 2 >= int(sample_rate * duration):
+        raise ValueError(f"n_fft must be below twice the clip length (sample_rate x duration = "
+                         f"{int(sample_rate * duration)} samples), got {n_fft}")
+    check_split(split)
     digits = load_digits()
     images, labels = digits.images.astype(np.float32), digits.target.astype(np.int64)
     rng = np.random.default_rng(data_seed)
@@ -112,7 +129,8 @@ def load_av_digits(n_samples: int = 2000, data_seed: int = 0, frame_size: int = 
         audio = log_spectrogram(wave, n_fft, hop)
         splits.append(Split({"audio": audio, "visual": visual}, torch.from_numpy(y)))
     train, val, test = splits
-    mu, sd = train.inputs["audio"].mean(), train.inputs["audio"].std()
+    # the floor keeps silent audio (audio_missing=1, audio_noise=0) finite; it never binds otherwise
+    mu, sd = train.inputs["audio"].mean(), train.inputs["audio"].std().clamp_min(1e-6)
     for s in splits:
         s.inputs["audio"] = (s.inputs["audio"] - mu) / sd
     encoders = {m: ("cnn", {"in_channels": 1, "width": width, "out_dim": feat_dim}) for m in ("audio", "visual")}

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..checks import check_int, check_names, check_split
 from ..registry import DATASETS
 from .base import MultimodalDataset, make_splits
 
@@ -61,13 +62,17 @@ def load_mfeat(views: tuple[str, ...] | list[str] = ("fac", "fou"), data_seed: i
     """Any subset of the six views (two or more for a fusion model), standardised with training statistics.
 
     The default pair ``("fac", "fou")`` was measured to show the imbalance (see the notebook):
-    ``fac`` is the strong view and ``fou`` the weak one.
+    ``fac`` is the strong view and ``fou`` the weak one. A single name (``views="fou"``) is one view.
 
     Args:
         data_seed: seeds the stratified split (kept fixed across training seeds).
         hidden, feat_dim: sizes of the default MLP encoder of each view.
     """
-    views = tuple(views)
+    views = check_names("views", views, "['fac', 'fou']")
+    check_int("data_seed", data_seed, low=0)
+    check_split(split)
+    check_int("hidden", hidden, low=1)
+    check_int("feat_dim", feat_dim, low=1)
     if len(views) < 1 or len(set(views)) != len(views):
         raise ValueError(f"choose one or more distinct mfeat views from {VIEWS}, got {views}")
     folder = mfeat_dir()

@@ -59,8 +59,8 @@ def _one(s: Any, fresh: bool) -> Method:
     if isinstance(s, Method):
         return copy.deepcopy(s) if fresh else s
     if isinstance(s, type):
-        name = getattr(s, "registry_name", None)
-        hint = f" or the registered name {name!r}" if isinstance(name, str) and name in METHODS else ""
+        name = vars(s).get("registry_name")  # its own, not a parent's: a subclass may be unregistered
+        hint = f" or the registered name {name!r}" if name else ""
         raise TypeError(f"got the class {s.__name__}, not a method: pass an instance, e.g. {s.__name__}(){hint}")
     if isinstance(s, str):
         name, kwargs = parse_name(s)

@@ -139,3 +139,28 @@ def test_bad_arguments_are_errors(kwargs, match):
 def test_unknown_argument_through_load_dataset_lists_valid_ones():
     with pytest.raises(TypeError, match=r"unknown argument\(s\) \['n_sample'\]; valid: .*'n_samples'"):
         mm.load_dataset("av-digits", n_sample=100)
+
+
+@pytest.mark.parametrize("kwargs,kind,match", [
+    ({"n_samples": 100.0}, TypeError, r"n_samples must be an integer, got 100\.0 \(float\)"),
+    ({"n_samples": "100"}, TypeError, r"n_samples must be an integer, got '100' \(str\); pass a number"),
+    ({"frame_size": 10.5}, TypeError, r"frame_size must be an integer >= 8 \(the digits are 8x8\), got 10\.5"),
+    ({"visual_noise": -0.1}, ValueError, r"visual_noise must be a finite number >= 0, got -0\.1"),
+    ({"audio_noise": "0.4"}, TypeError, r"audio_noise must be a real number >= 0, got '0\.4' \(str\)"),
+    ({"visual_missing": "0.1"}, TypeError, r"visual_missing must be a real number, got '0\.1' \(str\)"),
+    ({"data_seed": -1}, ValueError, r"data_seed must be >= 0, got -1"),
+    ({"base_hz": 0}, ValueError, r"base_hz must be a finite number > 0, got 0"),
+    ({"hop": 0}, ValueError, r"hop must be >= 1, got 0"),
+    ({"width": True}, TypeError, r"width must be an integer >= 1, got True \(bool\)"),
+    ({"n_fft": 4096}, ValueError, r"n_fft must be below twice the clip length \(sample_rate x duration = 1024"),
+    ({"split": ("a", 0.5, 0.5)}, ValueError, r"split fractions must be three positive numbers summing to 1"),
+])
+def test_argument_types_and_ranges_are_checked_before_generating(kwargs, kind, match):
+    with pytest.raises(kind, match=match):
+        load_av_digits(**{"n_samples": 60, **kwargs})
+
+
+def test_silent_audio_stays_finite():
+    d = mm.load_dataset("av-digits", n_samples=60, audio_missing=1.0, audio_noise=0.0)  # checks finiteness
+    audio = torch.cat([s.inputs["audio"] for s in d.splits().values()])
+    assert torch.isfinite(audio).all() and len(audio.unique()) == 1  # constant: no class information

@@ -133,3 +133,20 @@ def test_load_dataset_unknown_argument_lists_valid_ones():
 def test_misspelt_dataset_suggests_mfeat():
     with pytest.raises(mm.UnknownNameError, match=r"unknown dataset 'mfaet'\. Did you mean 'mfeat'\?"):
         mm.load_dataset("mfaet")
+
+
+def test_a_single_view_name_is_one_view_not_its_letters():
+    d = load_mfeat(views="fou")
+    assert d.modalities == ("fou",) and d.input_shape("fou") == (76,)
+
+
+@pytest.mark.parametrize("kwargs,kind,match", [
+    ({"views": ["fou", 3]}, TypeError, r"views must be a list of names such as \['fac', 'fou'\]; 3 is not a string"),
+    ({"views": 3}, TypeError, r"views must be a list of names such as \['fac', 'fou'\], got 3 \(int\)"),
+    ({"data_seed": 1.5}, TypeError, r"data_seed must be an integer >= 0, got 1\.5 \(float\)"),
+    ({"hidden": 0}, ValueError, r"hidden must be >= 1, got 0"),
+    ({"split": (0.5, 0.5)}, ValueError, r"split fractions must be three positive numbers summing to 1"),
+])
+def test_bad_argument_types_and_ranges_are_errors(kwargs, kind, match):
+    with pytest.raises(kind, match=match):
+        load_mfeat(**kwargs)

@@ -3,6 +3,7 @@ import pytest
 
 import mmlib as mm
 from mmlib.methods.ogm_ge import OGMGE
+from mmlib.methods import Joint, JointUnimodal, Method, Unimodal
 from mmlib.methods.spec import make_methods, parse_name
 
 
@@ -40,3 +41,48 @@ def test_other_wrong_specs():
         make_methods(lambda: "x")
     with pytest.raises(mm.UnknownNameError, match="Did you mean 'opm'"):
         make_methods("opn")
+
+
+def test_make_methods_from_names_and_name_kwargs():
+    ms = make_methods(["joint", ("unimodal", {"modality": "b"}), ("joint-uni", {"weight": 0.5})])
+    assert [type(m) for m in ms] == [Joint, Unimodal, JointUnimodal]
+    assert ms[1].modality == "b" and ms[2].weight == 0.5
+
+
+def test_make_methods_single_specs_and_none():
+    assert make_methods(None) == []
+    assert [type(m) for m in make_methods("joint-uni")] == [JointUnimodal]
+    assert [type(m) for m in make_methods(("unimodal", {"modality": "a"}))] == [Unimodal]
+
+
+def test_make_methods_deep_copies_instances():
+    proto = JointUnimodal(weight=0.3)
+    proto.history = [1, 2]
+    a, b = make_methods(proto)[0], make_methods([proto])[0]
+    assert a is not proto and b is not proto and a is not b
+    assert a.weight == b.weight == 0.3
+    a.history.append(3)
+    assert proto.history == [1, 2] and b.history == [1, 2]
+
+
+def test_make_methods_calls_factories_each_time():
+    calls = []
+
+    def factory():
+        calls.append(1)
+        return Unimodal("a")
+
+    first, second = make_methods(factory)[0], make_methods([factory])[0]
+    assert first is not second and len(calls) == 2
+
+
+@pytest.mark.parametrize("bad", [[3], [None], ["joint", 2.5]])
+def test_make_methods_bad_spec_is_an_error(bad):
+    with pytest.raises(TypeError, match=r"cannot make a method from"):
+        make_methods(bad)
+
+
+def test_make_methods_unknown_name_suggests_close_match():
+    with pytest.raises(mm.UnknownNameError, match=r"Did you mean 'joint-uni'\?"):
+        make_methods("joint-unii")
+
