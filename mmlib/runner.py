@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import yaml
 

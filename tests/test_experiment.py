@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import mmlib as mm
-from mmlib.experiment import Runs, concat, imbalance_gaps, mean_std, run, summarize
-from mmlib.methods import Joint, JointUnimodal, Method, Unimodal
+
+from mmlib.experiment import concat, imbalance_gaps, mean_std, run, summarize
+from mmlib.methods import Method
 
 
 # --- run ---------------------------------------------------------------------------------

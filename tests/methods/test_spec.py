@@ -3,7 +3,7 @@ import pytest
 
 import mmlib as mm
 from mmlib.methods.ogm_ge import OGMGE
-from mmlib.methods import Joint, JointUnimodal, Method, Unimodal
+from mmlib.methods import Joint, JointUnimodal, Unimodal
 from mmlib.methods.spec import make_methods, parse_name
 
 
