@@ -7,9 +7,10 @@ from . import portable
 
 portable.set_process_env()  # before numpy and torch load: some libraries read it only then
 
-from . import data, experiment, methods, models, plot, profiles
+from . import analysis, data, experiment, methods, models, plot, profiles
+from .analysis import summarize
 from .data import load_dataset
-from .experiment import Runs, concat, run, summarize
+from .experiment import Runs, concat, run
 from .evaluate import classification_metrics, evaluate, linear_probe, predict, probe_all
 from .methods import Method, TrainState
 from .models import build_model
@@ -23,7 +24,7 @@ if portable.wanted():
     portable.enable(warn=False)  # computations (fit, seed_everything) warn if anything is off
 
 __all__ = ["DATASETS", "ENCODERS", "FUSIONS", "FitResult", "METHODS", "Method", "Registry", "TrainState",
-           "Runs", "UnknownNameError", "build_model", "classification_metrics", "concat", "data", "evaluate", "fit",
+           "Runs", "UnknownNameError", "analysis", "build_model", "classification_metrics", "concat", "data", "evaluate", "fit",
            "experiment", "linear_probe", "load_dataset", "methods", "models", "plot", "portable", "predict", "probe_all", "profiles",
            "run", "seed_everything",
            "summarize"]
