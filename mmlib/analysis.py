@@ -101,10 +101,13 @@ def paired_differences(table: pd.DataFrame, metric: str, contrasts: Sequence[Con
     Returns one column per contrast (``contrast_name``), indexed by (``by``, seed), in points
     by default. A seed missing from either label gives NaN.
     """
-    wide = table.pivot_table(index=[by, "seed"], columns="label", values=metric, sort=False) * scale
-    missing = sorted({lbl for c in contrasts for lbl in c} - set(wide.columns))
+    labels = list(dict.fromkeys(lbl for c in contrasts for lbl in c))
+    missing = [lbl for lbl in labels if lbl not in set(table["label"])]
     if missing:
-        raise KeyError(f"paired_differences: no runs labelled {missing}; the table has {sorted(wide.columns)}")
+        raise KeyError(f"paired_differences: no runs labelled {missing}; the table has "
+                       f"{sorted(table['label'].unique())}")
+    wide = table.pivot_table(index=[by, "seed"], columns="label", values=metric, sort=False) * scale
+    wide = wide.reindex(columns=list(dict.fromkeys([*wide.columns, *labels])))  # labels without this metric: NaN
     return pd.DataFrame({contrast_name(c): wide[c[0]] - wide[c[1]] for c in contrasts}, index=wide.index)
 
 
@@ -118,7 +121,8 @@ def paired(table: pd.DataFrame, metrics: str | Iterable[str], contrasts: Sequenc
     """Paired differences summarised over seeds, one row per (``by`` value, metric, contrast).
 
     Columns: ``mean`` and ``std`` (sample std; 0 for one seed) of the per-seed differences,
-    ``ahead`` (``seeds_ahead``) and ``seeds`` (seeds with both runs).
+    ``ahead`` (``seeds_ahead``) and ``seeds`` (seeds with both runs). A contrast without any
+    paired seed in a group (a configuration not run there) has no row.
     """
     rows = []
     for metric in [metrics] if isinstance(metrics, str) else list(metrics):
@@ -126,6 +130,8 @@ def paired(table: pd.DataFrame, metrics: str | Iterable[str], contrasts: Sequenc
         for key, part in diffs.groupby(level=0, sort=False):
             for name in diffs.columns:
                 d = part[name].dropna()
+                if d.empty:
+                    continue
                 rows.append({by: key, "metric": metric, "contrast": name, "mean": d.mean(),
                              "std": d.std(ddof=1) if len(d) > 1 else 0.0, "ahead": seeds_ahead(d), "seeds": len(d)})
     return pd.DataFrame(rows, columns=[by, "metric", "contrast", "mean", "std", "ahead", "seeds"]) \
@@ -133,13 +139,16 @@ def paired(table: pd.DataFrame, metrics: str | Iterable[str], contrasts: Sequenc
 
 
 def format_paired(summary: pd.DataFrame, digits: int = 1) -> pd.DataFrame:
-    """``paired``'s output as ``"mean ± std (ahead/seeds)"``: one row per contrast, one column per group and metric."""
+    """``paired``'s output as ``"mean ± std (ahead/seeds)"``: one row per contrast, one column per group and metric.
+
+    A contrast without paired seeds in a group (no row in ``paired``) shows as ``"–"``.
+    """
     text = [f"{m:.{digits}f} ± {s:.{digits}f} ({a}/{n})" for m, s, a, n in
             zip(summary["mean"], summary["std"], summary["ahead"], summary["seeds"])]
     long = pd.Series(text, index=summary.index)
     contrasts = list(dict.fromkeys(summary.index.get_level_values("contrast")))
     return long.unstack(["dataset" if "dataset" in summary.index.names else summary.index.names[0], "metric"],
-                        sort=False).reindex(contrasts)
+                        sort=False).reindex(contrasts).fillna("–")
 
 
 # --- logged diagnostics ---------------------------------------------------------------------

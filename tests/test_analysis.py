@@ -152,6 +152,21 @@ def test_paired_summarises_mean_std_ahead_and_seeds():
     assert (e["mean"], e["std"], e["ahead"], e["seeds"]) == (-25.0, 0.0, 0, 1)
 
 
+def test_paired_leaves_out_contrasts_without_a_paired_seed():
+    t = pd.concat([pair_table(), pd.DataFrame([("d", "c", 0, 0.25)], columns=["dataset", "label", "seed", "acc"])])
+    out = paired(t, "acc", [("c", "a"), ("a", "b")])
+    assert out.index.tolist() == [("d", "acc", "c − a"), ("d", "acc", "a − b"), ("e", "acc", "a − b")]
+    assert out.loc[("d", "acc", "c − a"), "mean"] == -25.0  # only seed 0 has both
+    assert format_paired(out).loc["c − a", ("e", "acc")] == "–"
+
+
+def test_paired_differences_with_a_metric_one_label_lacks():
+    t = pair_table().assign(probe=lambda t: t["acc"].where(t["label"] == "a"))  # no probe on b runs
+    wide = paired_differences(t, "probe", [("a", "b")])
+    assert wide["a − b"].isna().all()
+    assert paired(t, ["acc", "probe"], [("a", "b")]).index.get_level_values("metric").unique().tolist() == ["acc"]
+
+
 def test_paired_over_several_metrics_and_its_display():
     t = pair_table().assign(f1=lambda t: t["acc"] / 2)
     out = paired(t, ["acc", "f1"], [("a", "b")])
