@@ -3,8 +3,8 @@
 Every function takes the tables of a ``Runs`` (``runs.table``: one row per configuration and
 seed; ``runs.logs``: one row per logged value) and returns a pandas object. Accuracies are
 fractions in the tables and points (%) in what these functions return, unless ``scale`` says
-otherwise. Functions named ``summarize``, ``imbalance_gaps`` and ``format_paired`` return
-display strings (``"mean ± std"``); the others return numbers, which notebooks glue into prose.
+otherwise. ``mean_std``, ``summarize``, ``imbalance_gaps`` and ``format_paired`` return display
+strings (``"mean ± std"``); the others return numbers, which notebooks glue into prose.
 
 Reference: notebooks ``notebooks/imbalance.ipynb``, ``notebooks/ogm_opm.ipynb`` and
 ``notebooks/mmpareto.ipynb``.
@@ -147,8 +147,7 @@ def format_paired(summary: pd.DataFrame, digits: int = 1) -> pd.DataFrame:
             zip(summary["mean"], summary["std"], summary["ahead"], summary["seeds"])]
     long = pd.Series(text, index=summary.index)
     contrasts = list(dict.fromkeys(summary.index.get_level_values("contrast")))
-    return long.unstack(["dataset" if "dataset" in summary.index.names else summary.index.names[0], "metric"],
-                        sort=False).reindex(contrasts).fillna("–")
+    return long.unstack([summary.index.names[0], "metric"], sort=False).reindex(contrasts).fillna("–")
 
 
 # --- logged diagnostics ---------------------------------------------------------------------

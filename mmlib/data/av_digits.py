@@ -13,8 +13,8 @@ A fraction ``audio_missing`` (``visual_missing``) of samples carries no class ev
 that modality: the tone (digit) is absent and only noise remains. The two fractions are
 drawn independently, so the modalities are complementary. The defaults make audio the
 information-sufficient, quickly learned (dominant) modality and vision the insufficient
-one (``weak="visual"``), as on CREMA-D. The base images are split into train / val / test before any sample is
-generated, so no image appears in two splits.
+one (the dataset's ``weak`` modality), as on CREMA-D. The base images are split into
+train / val / test before any sample is generated, so no image appears in two splits.
 
 Reference: notebook ``notebooks/imbalance.ipynb``.
 """
