@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from .experiment import probed_modalities
+from .analysis import probed_modalities
 
 FIGSIZE = (7.0, 3.2)
 PALETTE = "colorblind"

@@ -1,4 +1,9 @@
-"""Meta tests over the book: every notebook is well-formed, listed in _toc.yml, and runs quick."""
+"""Meta tests over the book: every notebook is well-formed, listed in _toc.yml, and runs quick.
+
+Measured numbers reach the prose through myst-nb's glue: markdown types none, and every name
+it pastes is glued, once, by a code cell when the notebook runs.
+"""
+import re
 from pathlib import Path
 
 import nbformat
@@ -10,6 +15,21 @@ from mmlib.runner import execute
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(p for p in (ROOT / "notebooks").glob("*.ipynb") if not p.name.startswith("."))
+
+
+GLUE_REF = re.compile(r"\{glue(?::\w+)?\}`([^`]+)`")  # {glue:text}`name:.1f` -> "name:.1f"
+TYPED_MEAN_STD = re.compile(r"\d+\.\d+ ?± ?\d+\.\d+")
+
+
+def glue_references(nb) -> set[str]:
+    """Names pasted into markdown cells (a format spec after the last colon is dropped)."""
+    return {ref.split(":")[0] for c in nb.cells if c.cell_type == "markdown" for ref in GLUE_REF.findall(c.source)}
+
+
+def glued_names(nb) -> list[str]:
+    """Names glued by code cells' outputs, in order (a repeated name is a book warning)."""
+    return [o["metadata"]["scrapbook"]["name"] for c in nb.cells if c.cell_type == "code"
+            for o in c.get("outputs", []) if "scrapbook" in o.get("metadata", {})]
 
 
 def _toc_files():
@@ -56,6 +76,28 @@ def test_toc_files_exist_and_runner_finds_notebooks(monkeypatch):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_prose_types_no_measured_mean_std(path):
+    nb = nbformat.read(path, as_version=4)
+    typed = [m for c in nb.cells if c.cell_type == "markdown" for m in TYPED_MEAN_STD.findall(c.source)]
+    assert not typed, f"glue these from outputs instead of typing them: {typed}"
+
+
+def test_glue_helpers_on_a_hand_made_notebook():
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("gap {glue:text}`gap:.1f` and {glue}`fig`, typed 1.0"),
+        nbformat.v4.new_code_cell("glue(...)", outputs=[nbformat.v4.new_output(
+            "display_data", data={"application/papermill.record/text/plain": "1.0"},
+            metadata={"scrapbook": {"name": "gap", "mime_prefix": "application/papermill.record/"}})])])
+    assert glue_references(nb) == {"gap", "fig"}
+    assert glued_names(nb) == ["gap"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_runs_under_quick_profile(path, tmp_path):
     report = execute(path, tmp_path / path.name, {"profile": "quick"}, cwd=path.parent)
     assert report.output.exists()
+    ran = nbformat.read(report.output, as_version=4)
+    names = glued_names(ran)
+    assert len(names) == len(set(names)), "a name glued twice"
+    missing = glue_references(ran) - set(names)
+    assert not missing, f"the prose pastes names that no cell glues: {sorted(missing)}"

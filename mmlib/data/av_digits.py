@@ -13,8 +13,8 @@ A fraction ``audio_missing`` (``visual_missing``) of samples carries no class ev
 that modality: the tone (digit) is absent and only noise remains. The two fractions are
 drawn independently, so the modalities are complementary. The defaults make audio the
 information-sufficient, quickly learned (dominant) modality and vision the insufficient
-one, as on CREMA-D. The base images are split into train / val / test before any sample is
-generated, so no image appears in two splits.
+one (the dataset's ``weak`` modality), as on CREMA-D. The base images are split into
+train / val / test before any sample is generated, so no image appears in two splits.
 
 Reference: notebook ``notebooks/imbalance.ipynb``.
 """
@@ -138,4 +138,4 @@ def load_av_digits(n_samples: int = 2000, data_seed: int = 0, frame_size: int = 
             "visual_noise": visual_noise, "visual_missing": visual_missing, "audio_noise": audio_noise,
             "audio_missing": audio_missing, "pitch_jitter": pitch_jitter}
     return MultimodalDataset("av-digits", ("audio", "visual"), 10, train, val, test, encoders,
-                             [str(c) for c in range(10)], info)
+                             [str(c) for c in range(10)], info, weak="visual")

@@ -51,6 +51,9 @@ class MultimodalDataset:
         encoders: modality -> (encoder registry name, kwargs): the default encoder for
             that modality's input (``build_model`` uses it).
         info: provenance and generation settings, shown by notebooks.
+        weak: the modality that joint training under-optimises by default, as measured in
+            ``notebooks/imbalance.ipynb`` (None if not known); notebooks read it instead of
+            naming modalities per dataset.
     """
 
     name: str
@@ -62,6 +65,7 @@ class MultimodalDataset:
     encoders: dict[str, tuple[str, dict[str, Any]]]
     class_names: list[str] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
+    weak: str | None = None
 
     def splits(self) -> dict[str, Split]:
         return {"train": self.train, "val": self.val, "test": self.test}
@@ -70,14 +74,15 @@ class MultimodalDataset:
         return tuple(self.train.inputs[modality].shape[1:])
 
     def select(self, modalities: tuple[str, ...] | list[str]) -> "MultimodalDataset":
-        """The same dataset restricted to some modalities (in the given order)."""
+        """The same dataset restricted to some modalities (in the given order); ``weak`` is kept if selected."""
         unknown = [m for m in modalities if m not in self.modalities]
         if unknown:
             raise ValueError(f"unknown modality {unknown[0]!r} for {self.name}; it has {self.modalities}")
         pick = lambda s: Split({m: s.inputs[m] for m in modalities}, s.y, s.index)  # noqa: E731
         return MultimodalDataset(self.name, tuple(modalities), self.num_classes, pick(self.train),
                                  pick(self.val), pick(self.test),
-                                 {m: self.encoders[m] for m in modalities}, self.class_names, dict(self.info))
+                                 {m: self.encoders[m] for m in modalities}, self.class_names, dict(self.info),
+                                 self.weak if self.weak in modalities else None)
 
     def summary(self) -> dict[str, Any]:
         return {

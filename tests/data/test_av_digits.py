@@ -51,6 +51,7 @@ def test_labels_in_range_and_metadata(small):
     assert small.class_names == [str(c) for c in range(10)]
     assert small.encoders["audio"] == ("cnn", {"in_channels": 1, "width": 8, "out_dim": 32})
     assert small.info["data_seed"] == 0 and small.info["audio_missing"] == 0.2
+    assert small.weak == "visual"
 
 
 def test_audio_is_standardised_with_training_statistics(small):

@@ -199,6 +199,14 @@ def test_select_restricts_and_reorders_modalities(make_data):
     assert sub.num_classes == data.num_classes and sub.name == data.name
 
 
+def test_weak_defaults_to_none_and_select_keeps_it_only_when_selected(make_data):
+    data = make_data(modalities=("a", "b", "c"))
+    assert data.weak is None and data.select(["b"]).weak is None
+    data.weak = "b"
+    assert data.select(["c", "b"]).weak == "b"
+    assert data.select(["a", "c"]).weak is None
+
+
 def test_select_unknown_modality_is_an_error_listing_the_modalities(make_data):
     data = make_data()
     with pytest.raises(ValueError, match=r"unknown modality 'c' for tiny; it has \('a', 'b'\)"):

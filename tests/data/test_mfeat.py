@@ -48,6 +48,16 @@ def test_default_is_fac_and_fou():
     assert d.modalities == ("fac", "fou")
 
 
+def test_weak_is_the_chosen_view_that_ranks_lowest_alone(all_views):
+    assert set(mfeat.UNIMODAL_ACCURACY) == set(mfeat.VIEWS)
+    assert mm.load_dataset("mfeat").weak == "fou"
+    assert all_views.weak == "mor"
+    assert load_mfeat(views=("kar", "pix")).weak == "kar"
+    assert load_mfeat(views=("zer", "fou", "fac")).weak == "zer"
+    assert load_mfeat(views=("fou",)).weak is None  # nothing to be weaker than
+    assert all_views.select(["fac", "zer"]).weak is None  # select keeps weak only if it is still there
+
+
 @pytest.mark.parametrize("views", [("mor", "zer", "kar"), ["pix", "fou"]])
 def test_any_subset_in_the_given_order(views, all_views):
     d = load_mfeat(views=views, hidden=16, feat_dim=8)
