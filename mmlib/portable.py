@@ -5,22 +5,22 @@ picks its kernels by instruction set (AVX-512, AVX2, SSE), and kernels of differ
 sum in different orders. Training amplifies a last-bit difference into a different model. Portable
 mode pins every library that this package reaches to one code path that exists on any x86-64 CPU:
 
-========================  =============================================  ==========================
-library                   setting                                        read when
-========================  =============================================  ==========================
-ATen (torch's kernels)    ``ATEN_CPU_CAPABILITY=default`` (no AVX)       first torch operation
-MKL (torch BLAS, FFT)     ``MKL_CBWR=COMPATIBLE`` (the only branch that   first MKL call
+========================  ================================================  ======================
+library                   setting                                           read when
+========================  ================================================  ======================
+ATen (torch's kernels)    ``ATEN_CPU_CAPABILITY=default`` (no AVX)          first torch operation
+MKL (torch BLAS, FFT)     ``MKL_CBWR=COMPATIBLE`` (the only branch that      first MKL call
                           is reproducible on non-Intel CPUs too)
-oneDNN (convolutions)     ``torch.backends.mkldnn.enabled = False``      any time (flag)
-NNPACK (convolutions)     ``torch.backends.nnpack`` off                  any time (flag)
-OpenBLAS (numpy, scipy,   ``OPENBLAS_CORETYPE=Nehalem`` and a fixed       library load (numpy import)
+oneDNN (convolutions)     ``torch.backends.mkldnn.enabled = False``         any time (flag)
+NNPACK (convolutions)     ``torch.backends.nnpack`` off                     any time (flag)
+OpenBLAS (numpy, scipy,   ``OPENBLAS_CORETYPE=Nehalem`` and a fixed          library load
 scikit-learn probes)      ``OPENBLAS_L2_SIZE``
-numpy's SIMD loops        ``NPY_DISABLE_CPU_FEATURES`` = every dispatched numpy import
+numpy's SIMD loops        ``NPY_DISABLE_CPU_FEATURES``: every dispatched     numpy import
                           target (baseline SSE4.2 loops only)
-glibc's libm (exp, log    ``GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX,...``    process start
+glibc's libm (exp, log    ``GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX,...``       process start
 in numpy and sklearn)     (the SSE2 variants, no FMA)
-threads                   one (``OMP/MKL/OPENBLAS_NUM_THREADS=1``)        library load
-========================  =============================================  ==========================
+threads                   one (``OMP/MKL/OPENBLAS_NUM_THREADS=1``)           library load
+========================  ================================================  ======================
 
 ``import mmlib`` sets the environment variables before it imports numpy or torch, so in a fresh
 process (a notebook kernel whose first import is mmlib, a script) everything but glibc takes
