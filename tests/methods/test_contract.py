@@ -1,7 +1,7 @@
 """Contract tests run for every registered method (like timm's tests over list_models).
 
 Each method trains for two steps with every fusion head and with 2 and 3 modalities, keeps
-parameters finite, round-trips its state_dict, and leaves evaluation untouched.
+parameters finite, round-trips its state_dict (after on_fit_start, as fit resumes), and leaves evaluation untouched.
 """
 import copy
 
@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import mmlib as mm
+from mmlib.methods.base import TrainState
 
 CASES = [(method, fusion, m) for method in mm.METHODS.names() for fusion in mm.FUSIONS.names() for m in (2, 3)]
 
@@ -25,7 +26,10 @@ def test_method_contract(make_data, name, fusion, num_modalities):
     assert torch.isfinite(torch.tensor(res.history[0]["train_loss"]))
 
     state = method.state_dict()
-    clone = mm.METHODS.get(name).example(modalities)
+    clone = mm.METHODS.get(name).example(modalities)  # set up as fit does on resume, then restored
+    clone.on_fit_start(TrainState(model=mm.build_model(data, fusion=fusion), optimizer=None, modalities=modalities,
+                                  num_classes=data.num_classes, num_epochs=1, device=torch.device("cpu"),
+                                  generator=torch.Generator().manual_seed(1), data=data))
     clone.load_state_dict(copy.deepcopy(state))
     assert str(clone.state_dict()) == str(state)
 
