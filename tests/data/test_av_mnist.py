@@ -60,6 +60,8 @@ def test_default_shapes_dtypes_splits_and_encoders():
     assert d.encoders == {"audio": ("conv1d", {"in_channels": 13, "width": 16, "out_dim": 32}),
                           "image": ("cnn", {"in_channels": 1, "width": 16, "out_dim": 32})}
     assert d.info["cropped"] == 61 and d.info["speaker_disjoint"] is False
+    # the measured defaults (module docstring): image degraded, audio noisy, image the weak modality
+    assert (d.info["image_energy_removed"], d.info["audio_noise"], d.info["weak"]) == (0.75, 1.0, "image")
     model = mm.build_model(d).eval()
     out = model(d.test.batch(torch.arange(4))["inputs"])
     assert out.logits.shape == (4, 10)
