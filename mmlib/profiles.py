@@ -37,6 +37,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "close_seeds": [0],
         "datasets": {
             "av-digits": {"data": {"n_samples": 300}, "train": {**_AV, "num_epochs": 2}},
+            "av-mnist": {"data": {"n_samples": 300}, "train": {**_AV, "num_epochs": 2}},
             "mfeat": {"data": {}, "train": {**_MFEAT, "num_epochs": 2}},
         },
     },
@@ -46,6 +47,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "close_seeds": list(range(8)),
         "datasets": {
             "av-digits": {"data": {}, "train": dict(_AV)},
+            "av-mnist": {"data": {}, "train": dict(_AV)},
             "mfeat": {"data": {}, "train": dict(_MFEAT)},
         },
     },

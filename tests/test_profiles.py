@@ -13,8 +13,10 @@ def test_profile_names():
 def test_quick_and_default_settings():
     q, d = resolve("quick"), resolve("default")
     assert q.seeds == [0] and d.seeds == [0, 1, 2]
-    assert sorted(q.datasets) == sorted(d.datasets) == ["av-digits", "mfeat"]
-    assert q.data_kwargs("av-digits") == {"n_samples": 300}
+    assert sorted(q.datasets) == sorted(d.datasets) == ["av-digits", "av-mnist", "mfeat"]
+    assert q.data_kwargs("av-digits") == q.data_kwargs("av-mnist") == {"n_samples": 300}
+    assert q.train("av-mnist")["num_epochs"] == 2 and d.train("av-mnist")["num_epochs"] == 20
+    assert d.data_kwargs("av-mnist") == {}
     assert q.train("av-digits")["num_epochs"] == 2 and d.train("av-digits")["num_epochs"] == 20
     assert q.device == "cpu" and q.data_root is None
 
@@ -68,7 +70,7 @@ def test_unknown_profile_suggests_close_match():
 
 def test_unknown_dataset_in_profile_lists_covered_ones():
     with pytest.raises(ProfileError, match=r"profile 'quick' has no settings for dataset 'mfet'; "
-                                           r"it covers \['av-digits', 'mfeat'\]\. Did you mean 'mfeat'\?"):
+                                           r"it covers \['av-digits', 'av-mnist', 'mfeat'\]\. Did you mean 'mfeat'\?"):
         resolve("quick").train("mfet")
 
 

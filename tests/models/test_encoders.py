@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 import mmlib as mm
-from mmlib.models.encoders import ConvEncoder, MLPEncoder, build_encoder, count_parameters
+from mmlib.models.encoders import Conv1dEncoder, ConvEncoder, MLPEncoder, build_encoder, count_parameters
 from mmlib.registry import ENCODERS
 
 
@@ -38,6 +38,28 @@ def test_cnn_with_more_input_channels():
     assert enc(torch.randn(2, 3, 9, 9)).shape == (2, 3)
 
 
+@pytest.mark.parametrize("shape", [(2, 13, 32), (3, 13, 5), (1, 13, 1)])
+def test_conv1d_output_shape_for_any_number_of_frames(shape):
+    enc = build_encoder("conv1d", in_channels=13, width=4, out_dim=5).eval()
+    assert enc.out_dim == 5
+    out = enc(torch.randn(*shape))
+    assert out.shape == (shape[0], 5)
+    assert (out >= 0).all()  # ends in a ReLU
+
+
+def test_conv1d_parameters_by_hand():
+    # convs 3*4*3, 4*8*3, 8*8*3 (kernel 3, no bias); BN 2*4, 2*8, 2*8; Linear(8, 5)
+    assert count_parameters(Conv1dEncoder(in_channels=3, width=4, out_dim=5)) == 36 + 96 + 192 + 8 + 16 + 16 + 45
+
+
+def test_conv1d_pools_over_time():
+    # with kernel 1 each output frame sees one input frame; with 7 frames the stride-2 block keeps
+    # frames 0, 2, 4, 6 either way round, so reversing time leaves the mean over time unchanged
+    enc = Conv1dEncoder(in_channels=2, width=3, out_dim=4, kernel_size=1).eval()
+    x = torch.randn(2, 2, 7)
+    assert torch.allclose(enc(x), enc(x.flip(2)), atol=1e-6)
+
+
 def test_encoder_without_out_dim_is_an_error(monkeypatch):
     monkeypatch.setitem(ENCODERS._items, "no-dim", lambda: nn.Identity())
     with pytest.raises(TypeError, match=r"encoder 'no-dim' must set \.out_dim"):
@@ -45,5 +67,5 @@ def test_encoder_without_out_dim_is_an_error(monkeypatch):
 
 
 def test_unknown_encoder_lists_known_ones():
-    with pytest.raises(mm.UnknownNameError, match=r"Did you mean 'cnn'\?.*Known encoders: cnn, mlp, resnet18"):
+    with pytest.raises(mm.UnknownNameError, match=r"Did you mean 'cnn'\?.*Known encoders: cnn, conv1d, mlp, resnet18"):
         build_encoder("cnnn")
