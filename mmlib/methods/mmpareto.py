@@ -4,11 +4,8 @@ For each encoder k, g_m = grad of the fused loss and g_u = grad of k's own unimo
 the encoder's parameters. If cos(g_m, g_u) >= 0 the weights are equal (c = 1/2); if the
 gradients conflict, c is the two-task min-norm (MGDA) weight. Per parameter tensor the
 direction is h = 2 (c g_m + (1 - c) g_u) and the update gamma * max(1, ||g_m + g_u|| / ||h||) * h.
-Heads keep their ordinary gradients.
-
-With M >= 2 modalities each encoder still has exactly two objectives (the fused loss and its
-own unimodal loss; the other unimodal losses do not depend on it), so the two-task rule
-applies per encoder with its own c.
+Heads keep their ordinary gradients. With M >= 2 modalities each encoder still has exactly two
+objectives (the other unimodal losses do not depend on it), so the rule applies per encoder.
 
 Reference: wei2024mmpareto (and sener2018mgda for ``mgda``); notebook ``notebooks/mmpareto.ipynb``.
 """
@@ -22,7 +19,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..registry import METHODS
-from .base import Method, TrainState, modality_params
+from .base import Method, TrainState
+from .grads import (GradLayout, accumulate, backward_except, encoder_groups, layout_for, separate_grads,
+                    two_pass_grads)
 from .min_norm import EPS, min_norm_weight_gram
 
 WEIGHTS = ("pareto", "min-norm", "uniform")
@@ -40,11 +39,9 @@ class MMPareto(Method):
         naive: one backward pass per loss, as the official code (for tests and benchmarks).
         batched: one vmapped backward pass for both losses instead of two plain ones.
 
-    Exact per-loss gradients from two backward passes, not the official M + 2: the fused loss,
-    and the sum of the unimodal losses (L_u^j does not reach encoder k for j != k, so the sum's
-    gradient on encoder k is g_u^k). ``batched=True`` runs both as one vmapped pass (on one CPU
-    thread two plain passes are faster). The rule then runs on all encoders at once, with
-    segmented sums over one flat (2, N) gradient (``GradLayout``).
+    Exact per-loss gradients from two backward passes, not the official M + 2: the fused loss
+    and the sum of the unimodal losses (``grads.two_pass_grads``; ``naive``: ``separate_grads``).
+    The rule then runs on all encoders at once, on one flat (2, N) gradient (``GradLayout``).
 
     Weight decay is left to the optimizer, unscaled by gamma, as in the official code. On
     purpose unlike it: cos = 0 (a zero gradient) is no conflict, c is clipped to [0, 1] (not
@@ -74,70 +71,31 @@ class MMPareto(Method):
 
     def backward(self, state: TrainState, losses: dict[str, Tensor]) -> None:
         model = state.model
-        enc = {m: modality_params(model, m) for m in state.modalities}
-        layout = self._layout_for(model, enc)
+        layout = self._layout = layout_for(encoder_groups(model, state.modalities), self._layout)
+        head = [p for p in model.head.parameters() if p.requires_grad]
+        own = {m: losses[f"uni/{m}"] for m in layout.names}
         if self.naive:
-            grads = self._separate_grads(losses, layout)
+            grads = separate_grads(losses["fused"], own, layout)
+            backward_except(sum(losses.values()), layout.params)  # the heads' gradients
         else:
-            grads = self._two_pass_grads(losses, layout)
+            grads, g_head = two_pass_grads(losses["fused"], own, layout, head, self.batched)
+            accumulate(head, g_head)
         if state.world_size > 1:  # autograd.grad bypasses DDP's reducer: average here, heads too
-            for g in [grads, *(p.grad for p in layout.head if p.grad is not None)]:
+            for g in [grads, *(p.grad for p in head if p.grad is not None)]:
                 state.all_reduce(g).div_(state.world_size)
         self._combine(state, layout, grads)
 
-    def _layout_for(self, model, enc: dict[str, list]) -> "GradLayout":
-        head = [p for p in model.head.parameters() if p.requires_grad]
-        key = (tuple(enc), tuple(id(p) for ps in enc.values() for p in ps), tuple(id(p) for p in head))
-        if self._layout is None or self._layout.key != key:
-            self._layout = GradLayout(enc, head, key)
-        return self._layout
-
-    def _two_pass_grads(self, losses, layout: "GradLayout") -> Tensor:
-        """[g_m; g_u] of every encoder, flattened and concatenated: (2, N).
-
-        The fused loss and the sum of the unimodal losses, each back-propagated once (the
-        official scheme needs one pass per loss, M + 2 for M modalities): L_u^j does not
-        depend on encoder k for j != k, so the sum's gradient on encoder k is g_u^k exactly.
-        The heads get the sum of both passes, their ordinary gradient.
-        """
-        wrt = layout.params + layout.head
-        uni = sum(losses[f"uni/{m}"] for m in layout.modalities)
-        if self.batched:  # one vmapped pass over both cotangents
-            eye = torch.eye(2, dtype=uni.dtype, device=uni.device)
-            both = torch.autograd.grad(torch.stack([losses["fused"], uni]), wrt, eye, is_grads_batched=True,
-                                       allow_unused=True)
-            g_mm, g_uni = zip(*(((None, None) if g is None else g.unbind()) for g in both))
-        else:
-            g_mm = torch.autograd.grad(losses["fused"], wrt, retain_graph=True, allow_unused=True)
-            g_uni = torch.autograd.grad(uni, wrt, allow_unused=True)
-        n = len(layout.params)
-        for p, a, b in zip(layout.head, g_mm[n:], g_uni[n:]):
-            _accumulate(p, b if a is None else (a if b is None else a + b))
-        return _flat([*g_mm[:n], *g_uni[:n]], layout.params * 2).view(2, -1)
-
-    def _separate_grads(self, losses, layout: "GradLayout") -> Tensor:
-        """The official scheme: one backward per loss, then one of the sum for the heads."""
-        every = layout.params
-        g_mm = torch.autograd.grad(losses["fused"], every, retain_graph=True, allow_unused=True)
-        g_uni = []
-        for m, ps in layout.by_modality.items():
-            g_uni += torch.autograd.grad(losses[f"uni/{m}"], ps, retain_graph=True, allow_unused=True)
-        before = [p.grad for p in every]
-        sum(losses.values()).backward()  # the heads' gradients; the encoders' are replaced below
-        for p, g in zip(every, before):
-            p.grad = g
-        return _flat([*g_mm, *g_uni], every * 2).view(2, -1)
-
-    def _combine(self, state: TrainState, layout: "GradLayout", grads: Tensor) -> None:
+    def _combine(self, state: TrainState, layout: GradLayout, grads: Tensor) -> None:
         """Weight, rescale and write every encoder's gradients (2, N) at once; log the statistics.
 
-        The Gram entries g_m.g_m, g_m.g_u, g_u.g_u of every tensor come from one segmented sum;
-        the rule itself is a few scalars per encoder and tensor, computed in float64 on the host
-        (one transfer, which the logging needs anyway). The update is h first, then enlarged,
-        so h = 0 stays exactly 0.
+        Each tensor's Gram entries g_m.g_m, g_m.g_u, g_u.g_u are formed in float64: where g_m + g_u
+        or h nearly cancels (a 1-element tensor, say), float32 ones leave ||h||^2 at rounding
+        noise, even below 0. So is the update, h first and then enlarged (h = 0 stays exactly 0),
+        rounded once to the gradients' dtype. The rule itself is a few host scalars per tensor.
         """
-        grams = layout.per_tensor((grads.unsqueeze(1) * grads.unsqueeze(0)).flatten(0, 1))  # mm, mu, um, uu
-        mm_t, mu_t, _, uu_t = grams.tolist()
+        g = grads.double()
+        gram = layout.gram(g)
+        mm_t, mu_t, uu_t = torch.stack([gram[0, 0], gram[0, 1], gram[1, 1]]).tolist()
         coef: list[list[float]] = [[], [], []]  # per tensor: weight on g_m, weight on g_u, enlargement
         for m, tensors in layout.tensors_of.items():
             g_mm, g_mu, g_uu = (math.fsum(x[tensors]) for x in (mm_t, mu_t, uu_t))
@@ -147,19 +105,18 @@ class MMPareto(Method):
             else:
                 c = min_norm_weight_gram(g_mm, g_mu, g_uu)
             w0, w1 = self.scale * c, self.scale * (1 - c)  # h = w0 g_m + w1 g_u
-            for a, b, d in zip(mm_t[tensors], mu_t[tensors], uu_t[tensors]):
-                coef[0].append(w0)
-                coef[1].append(w1)
-                coef[2].append(self._enlargement(a, b, d, w0, w1) if self.rescale else 1.0)
+            entries = list(zip(mm_t[tensors], mu_t[tensors], uu_t[tensors]))
+            coef[0] += [w0] * len(entries)
+            coef[1] += [w1] * len(entries)
+            coef[2] += [self._enlargement(*e, w0, w1) if self.rescale else 1.0 for e in entries]
             self.c[m] = c
             norm_mm, norm_uni = math.sqrt(g_mm), math.sqrt(g_uu)
             for name, value in (("cos", g_mu / max(norm_mm * norm_uni, EPS)), ("conflict", float(conflict)),
                                 ("c", c), ("norm_mm", norm_mm), ("norm_uni", norm_uni)):
                 state.log(f"{name}/{m}", value)
-        w = grads.new_tensor(coef).index_select(1, layout.tensor_of)
-        update = torch.addcmul(w[0] * grads[0], w[1], grads[1]).mul_(w[2])
-        for p, g in zip(layout.params, update.split(layout.sizes)):
-            _accumulate(p, g.view_as(p))
+        w = layout.spread(g.new_tensor(coef))
+        update = torch.addcmul(w[0] * g[0], w[1], g[1]).mul_(w[2]).to(grads.dtype)
+        accumulate(layout.params, layout.unflat(update))
 
     def _enlargement(self, mm_: float, mu: float, uu: float, w0: float, w1: float) -> float:
         """gamma * max(1, ||g_m + g_u|| / ||h||) of one tensor from its Gram entries (per tensor,
@@ -167,30 +124,6 @@ class MMPareto(Method):
         sum_norm = math.sqrt(max(mm_ + 2 * mu + uu, 0.0))
         h_norm = math.sqrt(max(w0 * w0 * mm_ + 2 * w0 * w1 * mu + w1 * w1 * uu, 0.0))
         return self.gamma * max(1.0, sum_norm / max(h_norm, EPS))
-
-
-class GradLayout:
-    """Where each encoder parameter sits in the flat (2, N) gradient; rebuilt when parameters change.
-
-    ``tensors_of[m]`` is the slice of encoder m's tensors among all T tensors, ``tensor_of`` (N,)
-    each entry's tensor, and ``per_tensor`` sums rows of length N over each tensor's entries.
-    """
-
-    def __init__(self, enc: dict[str, list], head: list, key: tuple = ()):
-        self.key, self.head, self.by_modality = key, head, enc
-        self.modalities = tuple(enc)
-        self.params = [p for ps in enc.values() for p in ps]
-        self.sizes = [p.numel() for p in self.params]
-        self.tensors_of, start = {}, 0
-        for m, ps in enc.items():
-            self.tensors_of[m], start = slice(start, start + len(ps)), start + len(ps)
-        device = self.params[0].device if self.params else torch.device("cpu")
-        self._lengths = torch.tensor(self.sizes, dtype=torch.long, device=device)
-        self.tensor_of = torch.repeat_interleave(torch.arange(len(self.sizes), device=device), self._lengths)
-
-    def per_tensor(self, rows: Tensor) -> Tensor:
-        """(R, N) -> (R, T): each row summed over each tensor's entries."""
-        return torch.segment_reduce(rows, "sum", lengths=self._lengths.expand(len(rows), -1), axis=1, unsafe=True)
 
 
 @METHODS.register("mmpareto-naive")
@@ -230,16 +163,3 @@ class UniformGamma(MMPareto):
 
     def __init__(self, gamma: float = 1.5, naive: bool = False, batched: bool = False):
         super().__init__(gamma=gamma, rescale=True, weights="uniform", naive=naive, batched=batched)
-
-
-def _zeros_if_none(g: Tensor | None, like: Tensor) -> Tensor:
-    return torch.zeros_like(like) if g is None else g
-
-
-def _flat(grads, params) -> Tensor:
-    return torch.cat([_zeros_if_none(g, p).reshape(-1) for g, p in zip(grads, params)])
-
-
-def _accumulate(p: torch.nn.Parameter, g: Tensor | None) -> None:
-    if g is not None:
-        p.grad = g if p.grad is None else p.grad + g
