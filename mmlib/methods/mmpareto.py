@@ -51,6 +51,7 @@ class MMPareto(Method):
     Reference: wei2024mmpareto; notebook ``notebooks/mmpareto.ipynb``.
     """
 
+    unused_parameters = True  # fills .grad itself (autograd.grad), not through DDP's reducer
     scale = 2.0  # h = 2 (c g_m + (1 - c) g_u), so c = 1/2 is the uniform sum g_m + g_u
 
     def __init__(self, gamma: float = 1.5, rescale: bool = True, weights: str = "pareto",
