@@ -34,8 +34,12 @@ class Runs:
 
     @property
     def curves(self) -> pd.DataFrame:
-        frames = [r.curves.assign(seed=s, label=lbl) for r, s, lbl in
-                  zip(self.results, self.table["seed"], self.table["label"])]
+        """Per-epoch training loss and validation metrics of all seeds, with dataset, seed and label.
+
+        The dataset is part of each row: one label (``"joint"``) may be run on several datasets.
+        """
+        frames = [r.curves.assign(dataset=d, seed=s, label=lbl) for r, d, s, lbl in
+                  zip(self.results, self.table["dataset"], self.table["seed"], self.table["label"])]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
     def __add__(self, other: "Runs") -> "Runs":

@@ -52,6 +52,15 @@ def test_runs_logs_and_curves_concatenate_seeds(runs):
     assert curves["seed"].tolist() == [0, 0, 1, 1]
 
 
+def test_curves_keep_datasets_apart_when_labels_repeat(make_data):
+    """One label on two datasets: each curve row says which dataset it belongs to."""
+    a, b = make_data(seed=0), make_data(seed=1)
+    b.name = "other"
+    both = concat([run(a, "joint", seeds=[0], probes=False, num_epochs=2, batch_size=16),
+                   run(b, "joint", seeds=[0], probes=False, num_epochs=3, batch_size=16)]).curves
+    assert both.groupby("dataset")["epoch"].max().to_dict() == {"tiny": 1, "other": 2}
+
+
 def test_run_label_fusion_no_probes_no_keep(make_data):
     data = make_data(n=45)
     r = run(data, None, seeds=[3], label="mine", fusion="sum", probes=False, keep=False, **FIT)
