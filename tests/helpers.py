@@ -36,3 +36,26 @@ def make_tiny_data(modalities=("a", "b"), n=60, num_classes=3, kind="mlp", seed=
     train, val, test = make_splits(inputs, y, (0.6, 0.2, 0.2), seed)
     return MultimodalDataset("tiny", tuple(modalities), num_classes, train, val, test, encoders,
                              [str(c) for c in range(num_classes)], {"seed": seed})
+
+
+def make_notebook(path, params: str = 'profile = "default"\nseeds = None', body: str = "print(profile)",
+                  tagged: bool = True):
+    """A two-cell notebook at ``path``: a parameters cell (tagged unless ``tagged=False``) and ``body``."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    nb = new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    cell = new_code_cell(params)
+    if tagged:
+        cell.metadata["tags"] = ["parameters"]
+    nb.cells = [cell, new_code_cell(body)]
+    nbformat.write(nb, path)
+    return path
+
+
+def printed(path) -> str:
+    """Everything an executed notebook printed (its stream outputs), as one string."""
+    import nbformat
+
+    return "".join(o.get("text", "") for c in nbformat.read(path, as_version=4).cells for o in c.get("outputs", []))

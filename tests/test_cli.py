@@ -4,20 +4,14 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from mmlib import cli
+from tests.helpers import make_notebook, printed
 
 
 def _notebook(path, body="print(datasets)"):
-    nb = new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    params = new_code_cell('datasets = ["av-digits", "mfeat"]\nseeds = None')
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, new_code_cell(body)]
-    nbformat.write(nb, path)
-    return path
+    return make_notebook(path, 'datasets = ["av-digits", "mfeat"]\nseeds = None', body)
 
 
-def _outputs(path):
-    return "".join(o.get("text", "") for c in nbformat.read(path, as_version=4).cells for o in c.get("outputs", []))
+_outputs = printed
 
 
 def test_a_scalar_for_a_list_parameter_runs_as_a_list_of_one(tmp_path, capsys):

@@ -1,21 +1,15 @@
 """mmlib run: parameter checks, atomic in-place runs, clear errors."""
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_notebook
+from nbformat.v4 import new_code_cell
 
 from mmlib import cli
+from tests.helpers import make_notebook, printed
 from mmlib.runner import NotebookError, check_notebook, check_parameters, execute, execute_many, failed_cell, load_params
 
 
 def _notebook(path, body="print(profile)", tagged=True):
-    nb = new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    params = new_code_cell('profile = "default"\nseeds = None')
-    if tagged:
-        params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, new_code_cell(body)]
-    nbformat.write(nb, path)
-    return path
+    return make_notebook(path, body=body, tagged=tagged)
 
 
 def test_unknown_parameter_is_an_error_before_running(tmp_path):
@@ -92,8 +86,7 @@ def test_execute_many_runs_notebooks_in_parallel_kernels(tmp_path):
     jobs = [(a, tmp_path / "out" / "a.ipynb"), (b, tmp_path / "out" / "b.ipynb")]
     reports = list(execute_many(jobs, {"profile": "quick"}, workers=2))
     assert sorted(r.output.name for r in reports) == ["a.ipynb", "b.ipynb"]
-    printed = ["".join(o.get("text", "") for c in nbformat.read(r.output, as_version=4).cells
-                       for o in c.get("outputs", [])) for r in reports]
+    printed = [printed(r.output) for r in reports]
     assert all("quick" in text for text in printed)
     assert len({text.split()[0] for text in printed}) == 2  # two kernels
 
@@ -113,21 +106,14 @@ def test_kernels_run_with_portable_numerics(tmp_path):
     nb = _notebook(tmp_path / "a.ipynb", body="import os; print(os.environ.get('GLIBC_TUNABLES'), "
                                               "os.environ.get('ATEN_CPU_CAPABILITY'))")
     report = execute(nb, tmp_path / "out.ipynb", {})
-    text = "".join(o.get("text", "") for c in nbformat.read(report.output, as_version=4).cells
-                   for o in c.get("outputs", []))
+    text = printed(report.output)
     assert "glibc.cpu.hwcaps=" in text and "default" in text
 
 
 # --- notebooks, list parameters and failure messages ---------------------------------------------
 
 def _list_notebook(path, body="print(datasets, overrides)"):
-    nb = new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    params = new_code_cell('datasets = ["av-digits", "mfeat"]\noverrides = {}')
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, new_code_cell(body)]
-    nbformat.write(nb, path)
-    return path
+    return make_notebook(path, 'datasets = ["av-digits", "mfeat"]\noverrides = {}', body)
 
 
 def test_a_directory_or_a_non_ipynb_file_is_not_a_notebook(tmp_path):
