@@ -77,7 +77,7 @@ def test_cli_run_and_errors(tmp_path, capsys):
 def test_cli_list(capsys):
     assert cli.main(["list"]) == 0
     out = capsys.readouterr().out
-    assert "datasets: av-digits, mfeat" in out and "joint-uni" in out and "profiles: quick, default, paper" in out
+    assert "datasets: av-digits, av-mnist, mfeat" in out and "joint-uni" in out and "profiles: quick, default, paper" in out
 
 
 def test_execute_many_runs_notebooks_in_parallel_kernels(tmp_path):
@@ -86,9 +86,9 @@ def test_execute_many_runs_notebooks_in_parallel_kernels(tmp_path):
     jobs = [(a, tmp_path / "out" / "a.ipynb"), (b, tmp_path / "out" / "b.ipynb")]
     reports = list(execute_many(jobs, {"profile": "quick"}, workers=2))
     assert sorted(r.output.name for r in reports) == ["a.ipynb", "b.ipynb"]
-    printed = [printed(r.output) for r in reports]
-    assert all("quick" in text for text in printed)
-    assert len({text.split()[0] for text in printed}) == 2  # two kernels
+    texts = [printed(r.output) for r in reports]
+    assert all("quick" in text for text in texts)
+    assert len({text.split()[0] for text in texts}) == 2  # two kernels
 
 
 def test_execute_many_checks_every_notebook_before_running_any(tmp_path):
