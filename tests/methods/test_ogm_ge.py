@@ -176,3 +176,15 @@ def test_registry_names():
     assert mm.METHODS.create("ogm-ge", alpha=0.8).ge
     with pytest.raises(ValueError, match="alpha"):
         OGMGE(alpha=-1)
+
+
+def test_a_zero_gradient_still_gets_the_noise_floor():
+    """GE noise has std (std(G) + 1e-8): a zero gradient receives noise of std 1e-8, not none."""
+    data = tiny_data()
+    m = OGMGE()
+    m.on_fit_start(make_state(mm.build_model(data)))
+    noise = m._ge_noise(torch.zeros(20_000))
+    assert noise.abs().max() > 0
+    assert noise.std().item() == pytest.approx(1e-8, rel=0.05)
+    g = torch.randn(20_000) * 3.0
+    assert m._ge_noise(g).std().item() == pytest.approx(g.std().item() + 1e-8, rel=0.05)

@@ -156,3 +156,18 @@ def test_state_dict_round_trip():
     m2.load_state_dict(saved)
     assert m2._q == {"a": 0.6, "b": 0.0}
     assert torch.equal(m2._gens["exe"].get_state(), m._gens["exe"].get_state())
+
+
+@pytest.mark.parametrize("q", [0.2, 0.7])
+def test_the_realised_drop_rate_is_q_not_one_minus_q(q):
+    """Each sample's dominant feature is dropped with probability q (within 4 standard errors)."""
+    m = OPM(p_exe=1.0)
+    state = started(m, q={"a": q, "b": 0.0})
+    state.model.train()
+    n = 20_000
+    feats = {"a": torch.ones(n, 4), "b": torch.ones(n, 4)}
+    out = m.on_features(state, feats)
+    dropped = (out["a"] == 0).all(dim=1).float().mean().item()
+    se = (q * (1 - q) / n) ** 0.5
+    assert abs(dropped - q) < 4 * se, (dropped, q)
+    assert (out["b"] != 0).all()  # q = 0: never dropped
