@@ -64,15 +64,25 @@ def bars(table: pd.DataFrame, metrics: Iterable[str], x: str = "label", hue: str
 
 
 def curves(frame: pd.DataFrame, x: str, y: str, hue: str = "label", ax=None, ylabel: str | None = None,
-           title: str | None = None):
-    """Mean ± std (shaded) of ``y`` over seeds against ``x``, one line per ``hue``."""
+           title: str | None = None, **kwargs):
+    """Mean ± std (shaded) of ``y`` over seeds against ``x``, one line per ``hue``.
+
+    ``kwargs`` go to ``seaborn.lineplot`` (e.g. ``palette=label_colors(...)`` to keep one colour
+    per label across panels).
+    """
     if ax is None:
         _, ax = plt.subplots(figsize=FIGSIZE)
-    sns.lineplot(data=frame, x=x, y=y, hue=hue, errorbar="sd", ax=ax)
+    sns.lineplot(data=frame, x=x, y=y, hue=hue, errorbar="sd", ax=ax, **kwargs)
     ax.set_ylabel(ylabel or y)
     if title:
         ax.set_title(title)
     return ax
+
+
+def label_colors(labels: Iterable[str]) -> dict[str, tuple[float, float, float]]:
+    """One colour of the book's palette per label, in order, for panels that show different subsets."""
+    labels = list(labels)
+    return dict(zip(labels, sns.color_palette(PALETTE, n_colors=max(len(labels), 1))))
 
 
 def encoder_quality(table: pd.DataFrame, settings: dict[str, tuple[str, str]], title: str | None = None):

@@ -101,3 +101,19 @@ def test_notebook_runs_under_quick_profile(path, tmp_path):
     assert len(names) == len(set(names)), "a name glued twice"
     missing = glue_references(ran) - set(names)
     assert not missing, f"the prose pastes names that no cell glues: {sorted(missing)}"
+
+
+PAGE_GLUE = re.compile(r"\{glue(?::\w+)?\}`([^`:]+\.ipynb)::([^`:]+)(?::[^`]*)?`")
+
+
+def test_book_pages_paste_only_what_stored_notebooks_glue():
+    # myst-nb reads "path::key" without a format spec as "path:" + spec "key", so pages always give one
+    pages = sorted((ROOT / "book").glob("*.md"))
+    for page in pages:
+        text = page.read_text()
+        bare = re.findall(r"\{glue(?::\w+)?\}`[^`]+::[^`:]+`", text)
+        assert not bare, f"{page.name}: give a format spec (e.g. ':s' or ':.1f') in {bare}"
+        for path, key in PAGE_GLUE.findall(text):
+            nb_path = (page.parent / path).resolve()
+            assert nb_path in NOTEBOOKS, f"{page.name} pastes from {path}, which is not a notebook of the book"
+            assert key in glued_names(nbformat.read(nb_path, as_version=4)), f"{page.name}: {path} glues no {key!r}"

@@ -78,3 +78,12 @@ def test_encoder_quality_one_panel_per_dataset(table):
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["trained alone", "joint: probe"]
     heights = sorted(round(p.get_height(), 6) for p in panels[0].patches if p.get_height() > 0)
     assert heights == [40.0, 55.0, 72.5, 81.0]
+
+
+def test_label_colors_keep_one_colour_per_label_across_panels():
+    colors = plot.label_colors(["early", "late", "tmc"])
+    assert list(colors) == ["early", "late", "tmc"] and len(set(colors.values())) == 3
+    frame = pd.DataFrame({"x": [0, 1, 0, 1], "y": [1.0, 2.0, 3.0, 4.0], "label": ["early", "early", "tmc", "tmc"]})
+    ax = plot.curves(frame, "x", "y", palette=colors)
+    line_colors = {line.get_label(): line.get_color() for line in ax.get_legend().get_lines()}
+    assert matplotlib.colors.to_rgb(line_colors["tmc"]) == pytest.approx(colors["tmc"])

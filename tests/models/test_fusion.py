@@ -1,11 +1,17 @@
-"""Fusion heads: shapes, decomposition (concat b/M, sum full bias), FiLM/gated formulas, errors."""
+"""Fusion heads: shapes, decomposition (concat b/M, sum full bias), FiLM/gated, late, evidential and QMF formulas, errors."""
+import math
+
 import pytest
 import torch
+import torch.nn.functional as F
 
 import mmlib as mm
+from mmlib.models.evidence import combine
 from mmlib.models.fusion import ConcatFusion, FiLMFusion, GatedFusion, SumFusion
 
 B, C = 5, 4
+ADDITIVE = ("concat", "sum")  # the fused logits are the sum of the unimodal ones
+BRANCHES = ("late", "evidential", "qmf")  # the unimodal logits are the branches the fusion combines
 ALL_DIMS = {"m0": 3, "m1": 4, "m2": 6}
 
 
@@ -41,12 +47,16 @@ def test_decomposing_heads_sum_to_the_fused_logits(name, m):
     head = make(name, m)
     feats = feats_for(dims_for(m))
     logits, uni = head(feats)
-    assert head.decomposes == (name in ("concat", "sum"))
-    if head.decomposes:
+    assert head.decomposes == (name in ADDITIVE + BRANCHES)
+    if name in ADDITIVE:
         assert not hasattr(head, "uni")
         assert torch.allclose(sum(uni.values()), logits, atol=1e-5)
     else:
         assert not torch.allclose(sum(uni.values()), logits, atol=1e-3)
+    if name in BRANCHES:
+        assert not hasattr(head, "uni")
+        for k, z in feats.items():
+            assert torch.allclose(head.fc[k](z), head.branches(feats)[k])
 
 
 @pytest.mark.parametrize("m", [2, 3])
@@ -136,7 +146,8 @@ def test_gradient_flows_from_fused_logits_into_every_feature(name, m):
         assert z.grad is not None and z.grad.abs().sum() > 0, k
 
 
-@pytest.mark.parametrize("cls", [ConcatFusion, SumFusion, FiLMFusion, GatedFusion])
+@pytest.mark.parametrize("cls", [ConcatFusion, SumFusion, FiLMFusion, GatedFusion, mm.models.LateFusion,
+                                 mm.models.EvidentialFusion, mm.models.ConfidenceFusion])
 @pytest.mark.parametrize("dims", [{"a": 3}, {}])
 def test_fewer_than_two_modalities_is_an_error(cls, dims):
     with pytest.raises(ValueError, match=r"fusion needs at least two modalities, got"):
@@ -144,5 +155,72 @@ def test_fewer_than_two_modalities_is_an_error(cls, dims):
 
 
 def test_unknown_fusion_suggests_close_match():
-    with pytest.raises(mm.UnknownNameError, match=r"Did you mean 'concat'\?.*Known fusions: concat, film, gated, sum"):
+    with pytest.raises(mm.UnknownNameError, match=r"Did you mean 'concat'\?.*Known fusions: concat, evidential, film, gated, late, qmf, "
+                       r"sum"):
         mm.FUSIONS.create("concatt", dims=dims_for(2), num_classes=C)
+
+
+def set_branches(head, logits_per_modality):
+    """Make every branch output fixed logits (zero weights, the bias holds them)."""
+    with torch.no_grad():
+        for m, value in logits_per_modality.items():
+            head.fc[m].weight.zero_()
+            head.fc[m].bias.copy_(torch.tensor(value))
+
+
+def test_late_fusion_averages_the_branch_probabilities():
+    head = mm.FUSIONS.create("late", dims={"a": 2, "b": 3}, num_classes=2)
+    set_branches(head, {"a": [0.0, math.log(3.0)], "b": [0.0, 0.0]})  # p^a = (1/4, 3/4), p^b = (1/2, 1/2)
+    logits = head.fuse({"a": torch.zeros(1, 2), "b": torch.zeros(1, 3)})
+    assert torch.allclose(logits.exp(), torch.tensor([[3 / 8, 5 / 8]]), atol=1e-6)  # a probability already
+    feats = feats_for(dims_for(3))
+    head = make("late", 3)
+    expected = torch.stack([F.softmax(head.fc[m](z), 1) for m, z in feats.items()]).mean(0)
+    assert torch.allclose(F.softmax(head.fuse(feats), 1), expected, atol=1e-6)
+
+
+def test_evidential_fusion_combines_hand_made_opinions():
+    head = mm.FUSIONS.create("evidential", dims={"a": 2, "b": 2}, num_classes=2)
+    softplus_inv = lambda e: math.log(math.expm1(e))  # noqa: E731
+    # alpha^a = (3, 1) + tiny, alpha^b = (1, 3): b^a = (1/2, 0), b^b = (0, 1/2), u = 1/2 each; C = 1/4,
+    # so b = (1/3, 1/3), u = 1/3, S = 6 and the combined alpha = (3, 3)
+    set_branches(head, {"a": [softplus_inv(2.0), -30.0], "b": [-30.0, softplus_inv(2.0)]})
+    zeros = {"a": torch.zeros(1, 2), "b": torch.zeros(1, 2)}
+    assert torch.allclose(head.decompose(zeros)["a"].exp(), torch.tensor([[3.0, 1.0]]), atol=1e-5)
+    assert torch.allclose(head.fuse(zeros).exp(), torch.tensor([[3.0, 3.0]]), atol=1e-4)
+
+
+def test_evidential_fusion_of_three_combines_left_to_right():
+    head = make("evidential", 3)
+    feats = feats_for(dims_for(3))
+    alpha = {m: F.softplus(head.fc[m](z)) + 1 for m, z in feats.items()}
+    expected = combine(combine(alpha["m0"], alpha["m1"]), alpha["m2"])
+    assert torch.allclose(head.fuse(feats), expected.log(), atol=1e-6)
+    assert (head.fuse(feats).exp() >= 1 - 1e-6).all()
+
+
+def test_qmf_weights_follow_the_negative_energy_and_are_detached():
+    head = mm.FUSIONS.create("qmf", dims={"a": 2, "b": 2}, num_classes=3, temperature=2.0)
+    fa, fb = [1.0, 2.0, 0.5], [0.0, 0.0, 3.0]
+    set_branches(head, {"a": fa, "b": fb})
+    zeros = {"a": torch.zeros(1, 2), "b": torch.zeros(1, 2)}
+    ca, cb = torch.tensor(fa).logsumexp(0), torch.tensor(fb).logsumexp(0)
+    wa = torch.sigmoid((ca - cb) / 2.0)  # softmax over two modalities
+    w = head.weights(zeros)
+    assert torch.allclose(w, torch.stack([wa, 1 - wa])[None], atol=1e-6)
+    assert torch.allclose(head.fuse(zeros), wa * torch.tensor(fa) + (1 - wa) * torch.tensor(fb), atol=1e-6)
+    feats = feats_for(dims_for(2), grad=True)
+    assert not head.weights({"a": feats["m0"][:, :2], "b": feats["m1"][:, :2]}).requires_grad
+
+
+def test_static_qmf_weighs_modalities_equally():
+    head = make("qmf", 3, dynamic=False)
+    feats = feats_for(dims_for(3))
+    assert torch.allclose(head.weights(feats), torch.full((B, 3), 1 / 3))
+    assert torch.allclose(head.fuse(feats), sum(head.branches(feats).values()) / 3, atol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs, error", [({"dynamic": 1}, TypeError), ({"temperature": 0.0}, ValueError)])
+def test_qmf_rejects_bad_settings(kwargs, error):
+    with pytest.raises(error, match=r"dynamic must be True or False|temperature must be"):
+        make("qmf", 2, **kwargs)
