@@ -69,9 +69,10 @@ def solo_grid(frames: Tensor, truth: dict[str, Tensor], rows: dict[str, Tensor],
 
 def cocktail_grid(frames: Tensor, truth: dict[str, Tensor], variants: dict[str, Tensor], index: list[int]):
     """One row per scene: the mosaic (sounding boxes green, silent orange), then each variant's class maps
-    (name -> (N, C, H, W)) for the scene's two sounding classes and one silent class, all on [0, 1]."""
+    (name -> (N, C, H, W)) for the scene's two sounding classes and one silent class, all on [0, 1];
+    the class is written in each map's corner and its object's box drawn."""
     ncols = 1 + 3 * len(variants)
-    fig, axes = plt.subplots(len(index), ncols, figsize=(1.15 * ncols, 1.3 * len(index)), squeeze=False)
+    fig, axes = plt.subplots(len(index), ncols, figsize=(1.15 * ncols, 1.2 * len(index) + 0.4), squeeze=False)
     for row, i in enumerate(index):
         classes, sounding = truth["classes"][i], truth["sounding"][i]
         shown = [int(c) for c in classes[sounding]] + [int(classes[~sounding][0])]
@@ -86,8 +87,8 @@ def cocktail_grid(frames: Tensor, truth: dict[str, Tensor], variants: dict[str, 
                 ax.imshow(maps[i, c], cmap="magma", vmin=0, vmax=1)
                 j = int((classes == c).nonzero()[0, 0])
                 _boxes(ax, truth["boxes"][i][j:j + 1], sounding[j:j + 1])
-                kind = "silent" if k == 2 else "sounding"
-                _clean(ax, f"{name}\n{kind} {c}" if row == 0 else f"{kind} {c}")
+                ax.text(0.04, 0.96, str(c), color="white", fontsize="small", va="top", transform=ax.transAxes)
+                _clean(ax, f"{name}\n{'silent' if k == 2 else 'sounding'}" if row == 0 else None)
                 col += 1
     fig.tight_layout(pad=0.3)
     return fig
