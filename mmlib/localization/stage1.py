@@ -5,15 +5,19 @@ p = max_{x,y} l(x, y), and L_loc1 = BCE(p, y) with y = 1 for a scene's audio wit
 and y = 0 for the audio with another scene's frame (hu2021csol; sounding_localization.md §4.1).
 
 ``negatives="one"`` is the paper's batch: B positive pairs and B negatives (each audio with the
-frame of the scene before it in the shuffled batch), one mean over the 2B pairs. ``negatives="all"``
-(our default) pairs every audio with every other frame of the batch: the B positives and the
-B(B - 1) negatives are each averaged, and L_loc1 is the mean of the two. It costs one B x B
-table of cosines per batch and gives each audio B - 1 contrasts instead of one; at our CPU
-budget (a few epochs, a backbone trained from scratch) stage one learns far faster with it
-(the chapter measures both). In both, negatives come from any other scene, as the spec
-recommends for strictly label-free training (about one in ten has the same class by chance);
-the official MUSIC code draws them from a video of a different instrument class, which uses
-class metadata.
+frame of the scene before it in the shuffled batch), one mean over the 2B pairs.
+``negatives="all"`` (our default) pairs every audio with every other frame of the batch: the B
+positives and the B(B - 1) negatives are each averaged, and L_loc1 is the mean of the two. It
+costs one B x B table of cosines per batch and gives each audio B - 1 contrasts instead of one;
+at our CPU budget (a few epochs, a backbone trained from scratch) stage one learns far faster
+with it. Measured with the default profile (8 epochs, batch 32, training seeds 0, 1, 2, portable
+numerics), test solo scenes, in %, mean ± std over seeds, ``"one"`` against ``"all"``: IoU@0.5
+6.7 ± 0.7 against 38.0 ± 25.2, AUC 32.4 ± 1.2 against 42.8 ± 10.1, purity of the last clustering
+57.6 ± 7.2 against 79.0 ± 1.8, matched audio-classifier accuracy 63.9 ± 12.2 against 86.5 ± 5.7
+(validation pair accuracy 79.0 ± 2.6 against 84.4 ± 1.0). In both, negatives come from any other
+scene, as the spec recommends for strictly label-free training (about one in ten has the same
+class by chance); the official MUSIC code draws them from a video of a different instrument
+class, which uses class metadata.
 
 The task's ``evaluate`` scores a solo split: IoU@0.5 and AUC of the maps (``metrics.py``) and
 the accuracy of matched vs mismatched pairs. ``select = None``: the last epoch is kept, as the
