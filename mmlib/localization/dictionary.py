@@ -64,8 +64,8 @@ from torch import Tensor
 
 from ..checks import check_int, check_real
 from ..data.base import BatchLoader, Split
+from ..diagnosis import purity
 from ..methods.base import Method, TrainState
-from .matching import purity
 
 
 def dilate4(mask: Tensor) -> Tensor:
@@ -174,7 +174,7 @@ class ObjectDictionary(Method):
             for p in head.parameters():
                 state.optimizer.state.pop(p, None)
         truth = state.data.train.y.numpy()  # diagnostics only
-        state.log("dictionary/purity", purity(labels, truth, model.num_clusters, state.num_classes))
+        state.log("dictionary/purity", purity(truth, labels))
         state.log("dictionary/nmi", normalized_mutual_info_score(truth, labels))
 
     def compute_loss(self, state: TrainState, out, batch: dict[str, Any]) -> dict[str, Tensor]:
@@ -198,7 +198,7 @@ def dictionary_quality(model, split: Split, labels: np.ndarray, space: str, thre
     of ``split`` in ``space`` (evaluation: compares where the dictionary could live on one trained model)."""
     feats = object_features(model, split, threshold, dilate, space, device=device)
     clusters, _ = cluster(feats, model.num_clusters, seed, n_init)
-    return {"purity": purity(clusters, labels, model.num_clusters, int(labels.max()) + 1),
+    return {"purity": purity(labels, clusters),
             "nmi": float(normalized_mutual_info_score(labels, clusters))}
 
 

@@ -40,8 +40,3 @@ def match_clusters(clusters: np.ndarray, labels: np.ndarray, num_clusters: int, 
             assignment[k] = int(table[:, k].argmax())
     return assignment
 
-
-def purity(clusters: np.ndarray, labels: np.ndarray, num_clusters: int, num_classes: int) -> float:
-    """Cluster purity: the share of samples whose cluster's most frequent class is their own class."""
-    table = cooccurrence(clusters, labels, num_clusters, num_classes)
-    return float(table.max(axis=0).sum() / max(table.sum(), 1))

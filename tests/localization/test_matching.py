@@ -1,7 +1,7 @@
-"""Cluster-to-class matching (evaluation only): Hungarian on co-occurrence, extra and empty clusters, purity."""
+"""Cluster-to-class matching (evaluation only): Hungarian on co-occurrence, extra and empty clusters."""
 import numpy as np
 
-from mmlib.localization.matching import cooccurrence, match_clusters, purity
+from mmlib.localization.matching import cooccurrence, match_clusters
 
 
 def test_cooccurrence_by_hand():
@@ -36,9 +36,3 @@ def test_fewer_clusters_than_classes_leave_classes_without_a_cluster():
     assignment = match_clusters(np.array([0, 0, 1]), np.array([2, 2, 0]), 2, 3)
     assert assignment.tolist() == [2, 0]
 
-
-def test_purity_by_hand():
-    clusters = np.array([0, 0, 0, 1, 1])
-    labels = np.array([1, 1, 0, 0, 0])
-    assert purity(clusters, labels, 2, 2) == (2 + 2) / 5
-    assert purity(labels, labels, 2, 2) == 1.0
