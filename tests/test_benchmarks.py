@@ -13,3 +13,13 @@ def test_tiny_run_prints_a_ratio_per_method(capsys):
                            "--warmup", "1", "--rounds", "1"]) == 0
     out = capsys.readouterr().out
     assert "optimizer=sgd" in out and "mmpareto:batched=true" in out and "joint " in out
+
+
+def test_epoch_time_tiny_run_prints_both_ratios(capsys):
+    spec = importlib.util.spec_from_file_location("epoch_time", ROOT / "benchmarks" / "epoch_time.py")
+    epoch_time = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(epoch_time)
+    assert epoch_time.main(["--dataset", "mfeat", "--methods", "sample-resampling", "--epochs", "2",
+                            "--warmup", "1", "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "ratio w/o copies" in out and "sample-resampling " in out and "joint " in out

@@ -301,4 +301,4 @@ def load_av_mnist(n_samples: int = NUM_RECORDINGS, data_seed: int = 0, num_frame
             "source_index": {name: {"audio": torch.from_numpy(p.copy()), "image": torch.from_numpy(image_of[p])}
                              for name, p in zip(("train", "val", "test"), parts)}}
     return MultimodalDataset("av-mnist", ("audio", "image"), NUM_CLASSES, *splits, encoders,
-                             [str(c) for c in range(NUM_CLASSES)], info)
+                             [str(c) for c in range(NUM_CLASSES)], info, weak=info["weak"])

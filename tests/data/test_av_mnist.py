@@ -62,6 +62,7 @@ def test_default_shapes_dtypes_splits_and_encoders():
     assert d.info["cropped"] == 61 and d.info["speaker_disjoint"] is False
     # the measured defaults (module docstring): image degraded, audio noisy, image the weak modality
     assert (d.info["image_energy_removed"], d.info["audio_noise"], d.info["weak"]) == (0.75, 1.0, "image")
+    assert d.weak == "image"  # what notebooks read
     model = mm.build_model(d).eval()
     out = model(d.test.batch(torch.arange(4))["inputs"])
     assert out.logits.shape == (4, 10)
