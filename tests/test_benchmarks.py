@@ -15,6 +15,13 @@ def test_tiny_run_prints_a_ratio_per_method(capsys):
     assert "optimizer=sgd" in out and "mmpareto:batched=true" in out and "joint " in out
 
 
+def test_fit_mode_prints_the_amortised_epoch_ratio(capsys):
+    assert step_time.main(["--fit", "--dataset", "mfeat", "--epochs", "3", "--methods", "relearning:period=1,reinits=1",
+                           "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "epochs=3x1" in out and "epoch (ms)" in out and "relearning:period=1,reinits=1" in out
+
+
 def test_epoch_time_tiny_run_prints_both_ratios(capsys):
     spec = importlib.util.spec_from_file_location("epoch_time", ROOT / "benchmarks" / "epoch_time.py")
     epoch_time = importlib.util.module_from_spec(spec)

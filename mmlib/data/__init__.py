@@ -10,6 +10,7 @@ from . import av_digits, av_mnist, mfeat  # noqa: F401  (registration)
 from . import debiased  # noqa: F401  (mm.data.debiased: an evaluation split, not a dataset)
 from .base import BatchLoader, MultimodalDataset, Split, make_splits, stratified_split
 from .mfeat import MissingDataError
+from .noise import with_noise
 
 
 def load_dataset(name: str, **kwargs: Any) -> MultimodalDataset:
@@ -29,4 +30,4 @@ def load_dataset(name: str, **kwargs: Any) -> MultimodalDataset:
 
 
 __all__ = ["BatchLoader", "DATASETS", "MissingDataError", "MultimodalDataset", "Split", "load_dataset",
-           "make_splits", "stratified_split"]
+           "make_splits", "stratified_split", "with_noise"]
