@@ -116,6 +116,21 @@ def seeds_ahead(diff: pd.Series) -> int:
     return int((diff > 0).sum())
 
 
+def direction(diff: pd.Series, higher: str = "higher", lower: str = "lower", tie: str = "not different") -> str:
+    """A word for paired differences over seeds: ``higher`` if their mean exceeds their sample std
+    (and is positive), ``lower`` if it is below minus the std, else ``tie`` (within the seed spread).
+
+    For prose that must follow the measurement: glue the word, never type it.
+    """
+    diff = diff.dropna()
+    mean, std = diff.mean(), (diff.std(ddof=1) if len(diff) > 1 else 0.0)
+    if mean > 0 and mean > std:
+        return higher
+    if mean < 0 and -mean > std:
+        return lower
+    return tie
+
+
 def paired(table: pd.DataFrame, metrics: str | Iterable[str], contrasts: Sequence[Contrast],
            by: str = "dataset", scale: float = 100.0) -> pd.DataFrame:
     """Paired differences summarised over seeds, one row per (``by`` value, metric, contrast).
@@ -165,6 +180,15 @@ def per_epoch(logs: pd.DataFrame, prefix: str = "", order: Sequence[str] | None 
     logs = logs[logs["name"].str.startswith(prefix)]
     out = logs.groupby(["label", "seed", "epoch", "name"], as_index=False)["value"].mean()
     return out.assign(label=pd.Categorical(out["label"], categories=list(order))) if order is not None else out
+
+
+def late_mean(logs: pd.DataFrame, name: str, from_epoch: int = 0) -> pd.Series:
+    """Per run (label, seed): the mean of one logged value over epochs >= ``from_epoch``.
+
+    E.g. the re-sampling methods' ``epoch_size`` after their warm-up.
+    """
+    part = logs[(logs["name"] == name) & (logs["epoch"] >= from_epoch)]
+    return part.groupby(["label", "seed"], sort=False)["value"].mean()
 
 
 def gradient_stats(logs: pd.DataFrame, dataset_of: dict[str, str] | None = None) -> pd.DataFrame:

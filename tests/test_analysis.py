@@ -305,3 +305,19 @@ def test_posthoc_windows_with_the_released_codes_statistic():
     assert out["open"] == [0, 1, 2, 3, 4] and out["first_closed"] == 5 and out["prime"] == 5
     with pytest.raises(ValueError, match="rule"):
         posthoc_windows(logs, [0.05], rule="icml")
+def test_direction_word_follows_mean_against_spread():
+    from mmlib.analysis import direction
+
+    assert direction(pd.Series([1.0, 2.0, 3.0])) == "higher"  # mean 2 > std 1
+    assert direction(pd.Series([-1.0, -2.0, -3.0]), lower="below") == "below"
+    assert direction(pd.Series([1.0, -1.0, 3.0])) == "not different"  # mean 1 < std 2
+    assert direction(pd.Series([0.5, float("nan")])) == "higher"  # one seed: no spread
+
+
+def test_late_mean_per_run_from_an_epoch():
+    from mmlib.analysis import late_mean
+
+    logs = pd.DataFrame({"label": ["m"] * 4 + ["j"] * 2, "seed": [0, 0, 0, 1, 0, 0], "epoch": [0, 1, 2, 1, 0, 1],
+                         "name": ["epoch_size"] * 5 + ["other"], "value": [10.0, 14.0, 16.0, 12.0, 10.0, 99.0]})
+    got = late_mean(logs, "epoch_size", from_epoch=1)
+    assert got.to_dict() == {("m", 0): 15.0, ("m", 1): 12.0}
