@@ -20,3 +20,24 @@ def test_fit_mode_prints_the_amortised_epoch_ratio(capsys):
                            "--rounds", "1"]) == 0
     out = capsys.readouterr().out
     assert "epochs=3x1" in out and "epoch (ms)" in out and "relearning:period=1,reinits=1" in out
+
+
+loc_spec = importlib.util.spec_from_file_location("localization_time", ROOT / "benchmarks" / "localization_time.py")
+localization_time = importlib.util.module_from_spec(loc_spec)
+loc_spec.loader.exec_module(localization_time)
+
+
+def test_localization_timing_prints_each_stage(capsys):
+    assert localization_time.main(["--profile", "quick", "--n-scenes", "40", "--ablation"]) == 0
+    out = capsys.readouterr().out
+    assert "seed 0: stage 1" in out and "no L_cat" in out and "s CPU" in out
+
+
+def test_epoch_time_tiny_run_prints_both_ratios(capsys):
+    spec = importlib.util.spec_from_file_location("epoch_time", ROOT / "benchmarks" / "epoch_time.py")
+    epoch_time = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(epoch_time)
+    assert epoch_time.main(["--dataset", "mfeat", "--methods", "sample-resampling", "--epochs", "2",
+                            "--warmup", "1", "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "ratio w/o copies" in out and "sample-resampling " in out and "joint " in out

@@ -69,7 +69,8 @@ def test_parts_follow_the_survey_order():
     assert [part["caption"] for part in toc["parts"]] == PARTS
     imbalanced = next(p for p in toc["parts"] if p["caption"] == "Imbalanced modalities")
     assert [c["file"] for c in imbalanced["chapters"]] == [
-        "book/imbalanced", "notebooks/imbalance", "notebooks/ogm_opm", "notebooks/mmpareto"]
+        "book/imbalanced", "notebooks/imbalance", "notebooks/ogm_opm", "notebooks/mmpareto", "notebooks/inforeg",
+        "notebooks/modality_valuation"]
 
 
 def test_bibliography_carries_no_internal_notes():
