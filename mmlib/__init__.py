@@ -8,6 +8,7 @@ from . import portable
 portable.set_process_env()  # before numpy and torch load: some libraries read it only then
 
 from . import analysis, data, experiment, methods, models, plot, profiles, task
+from . import benchmark
 from .analysis import summarize
 from .data import load_dataset
 from .experiment import Runs, concat, run
@@ -24,7 +25,7 @@ if portable.wanted():
     portable.enable(warn=False)  # computations (fit, seed_everything) warn if anything is off
 
 __all__ = ["DATASETS", "ENCODERS", "FUSIONS", "FitResult", "METHODS", "MODELS", "Method", "Registry", "TASKS",
-           "TrainState",
+           "TrainState", "benchmark",
            "Runs", "UnknownNameError", "analysis", "build_model", "classification_metrics", "concat", "data", "evaluate", "fit",
            "experiment", "linear_probe", "load_dataset", "methods", "models", "plot", "portable", "predict", "probe_all", "profiles",
            "run", "seed_everything", "summarize", "task"]

@@ -78,3 +78,29 @@ def test_encoder_quality_one_panel_per_dataset(table):
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["trained alone", "joint: probe"]
     heights = sorted(round(p.get_height(), 6) for p in panels[0].patches if p.get_height() > 0)
     assert heights == [40.0, 55.0, 72.5, 81.0]
+
+
+def test_ranking_sorts_by_the_first_metric_and_marks_untimed_methods():
+    acc = {"joint": [0.80, 0.70], "up": [0.90, 0.80], "down": [0.60, 0.50]}
+    t = pd.DataFrame([{"dataset": "d", "label": lbl, "seed": s, "acc": v, "probe/b": 0.5}
+                      for lbl, vals in acc.items() for s, v in enumerate(vals)])
+    fig = plot.ranking(t, {"acc": "accuracy", "probe/b": "b probe"}, ratios=pd.Series({"joint": 1.0, "up": 1.5}))
+    assert len(fig.axes) == 3
+    assert [tick.get_text() for tick in fig.axes[0].get_yticklabels()] == ["up", "joint", "down"]
+    means = fig.axes[0].lines[0]  # the points (one marker per row); the error bars follow
+    assert list(means.get_xdata()) == pytest.approx([10.0, 0.0, -20.0])  # mean differences in points, row order
+    assert list(means.get_ydata()) == [0, 1, 2]
+    assert [txt.get_text() for txt in fig.axes[2].texts] == ["not timed"]
+    assert [p.get_width() for p in fig.axes[2].patches] == pytest.approx([1.5, 1.0, 0.0])
+
+
+def test_ranking_draws_the_step_time_range():
+    t = pd.DataFrame([{"dataset": "d", "label": lbl, "seed": s, "acc": 0.5 + 0.1 * (lbl == "up")}
+                      for lbl in ("joint", "up") for s in (0, 1)])
+    ratios = pd.DataFrame({"ratio": [1.0, 2.0], "ratio_min": [1.0, 1.5], "ratio_max": [1.0, 2.5]},
+                          index=["joint", "up"])
+    fig = plot.ranking(t, {"acc": "accuracy"}, ratios=ratios)
+    ax = fig.axes[-1]
+    assert [p.get_width() for p in ax.patches] == pytest.approx([2.0, 1.0])  # "up" first
+    segments = ax.collections[0].get_segments()  # the error bars, in row order
+    assert [tuple(seg[:, 0]) for seg in segments] == [pytest.approx((1.5, 2.5)), pytest.approx((1.0, 1.0))]

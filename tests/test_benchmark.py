@@ -1,0 +1,105 @@
+"""The benchmark harness: which methods it runs (from the registry), how it builds them, what it reports."""
+import pandas as pd
+import pytest
+
+import mmlib as mm
+from mmlib import benchmark
+from mmlib.methods.joint import Unimodal
+from tests.helpers import make_tiny_data
+
+
+def test_every_registered_method_is_compared_or_excluded_with_a_reason():
+    names = benchmark.compared()
+    registered = set(mm.METHODS.names())
+    assert set(names) | (registered & set(benchmark.EXCLUDED)) == registered
+    assert not set(names) & set(benchmark.EXCLUDED)
+    assert names[0] == "joint" and len(names) == len(set(names))
+    assert all(isinstance(why, str) and len(why) > 20 for why in benchmark.EXCLUDED.values())
+    assert list(benchmark.excluded().index) == sorted(registered & set(benchmark.EXCLUDED))
+
+
+def test_a_newly_registered_method_is_compared_without_editing_anything():
+    assert benchmark.compared(["b-method", "unimodal", "joint", "a-method"]) == ["joint", "b-method", "a-method"]
+
+
+def test_the_classic_baselines_are_compared():
+    assert {"joint", "joint-uni", "g-blending", "ensemble"} <= set(benchmark.compared())
+
+
+def test_method_spec_uses_defaults_then_settings_then_example(monkeypatch):
+    assert benchmark.method_spec("ogm-ge", ("audio", "image")) == "ogm-ge"
+    spec = benchmark.method_spec("unimodal", ("audio", "image"))  # needs a modality: its example()
+    assert isinstance(spec, Unimodal) and spec.modality == "image"
+    monkeypatch.setitem(benchmark.SETTINGS, "opm", {"kwargs": {"q_base": 0.3}, "why": "a test"})
+    assert benchmark.method_spec("opm", ("audio", "image")) == ("opm", {"q_base": 0.3})
+    assert benchmark.fusion_of("ensemble") == "sum" and benchmark.fusion_of("opm") == "concat"
+
+
+def test_every_compared_method_can_be_built():
+    for name in benchmark.compared():
+        mm.methods.make_methods(benchmark.method_spec(name, ("audio", "image")))
+
+
+def test_settings_are_checked():
+    benchmark.check_settings()
+    with pytest.raises(ValueError, match="unknown key"):
+        benchmark.check_settings({"opm": {"fuson": "sum", "why": "typo"}})
+    with pytest.raises(ValueError, match="needs a 'why'"):
+        benchmark.check_settings({"opm": {"fusion": "sum"}})
+    with pytest.raises(KeyError, match="unknown fusion"):
+        benchmark.check_settings({"opm": {"fusion": "sums", "why": "typo"}})
+
+
+def test_describe_shows_each_methods_setting():
+    table = benchmark.describe(["joint", "ensemble", "unimodal"])
+    assert table.loc["ensemble", "setting"] == "fusion=sum"
+    assert table.loc["joint", "setting"] == "defaults"
+    assert table.loc["unimodal", "setting"] == "Unimodal.example()"
+    assert table.loc["joint", "class"] == "Joint"
+
+
+def _table():
+    # accuracy of three labels on three seeds; ranks by hand below
+    acc = {"joint": [0.80, 0.70, 0.90], "a": [0.85, 0.70, 0.80], "b": [0.75, 0.72, 0.95]}
+    return pd.DataFrame([{"dataset": "d", "label": lbl, "seed": s, "acc": v}
+                         for lbl, vals in acc.items() for s, v in enumerate(vals)])
+
+
+def test_mean_ranks_by_hand():
+    # seed 0: a 1, joint 2, b 3; seed 1: b 1, joint and a tie at 2.5; seed 2: b 1, joint 2, a 3
+    ranks = benchmark.mean_ranks(_table(), "acc").loc["d"]
+    assert ranks.loc["joint", "mean rank"] == pytest.approx((2 + 2.5 + 2) / 3)
+    assert ranks.loc["a", "mean rank"] == pytest.approx((1 + 2.5 + 3) / 3)
+    assert ranks.loc["b", "mean rank"] == pytest.approx((3 + 1 + 1) / 3)
+    assert ranks.loc["b", "std"] == pytest.approx(pd.Series([3, 1, 1]).std())
+
+
+def test_versus_joint_is_paired_by_seed_with_seeds_ahead():
+    out = benchmark.versus(_table(), "acc")
+    a = out.loc[("d", "acc", "a − joint")]
+    assert a["mean"] == pytest.approx((5 + 0 - 10) / 3) and a["ahead"] == 1 and a["seeds"] == 3
+    b = out.loc[("d", "acc", "b − joint")]
+    assert b["mean"] == pytest.approx((-5 + 2 + 5) / 3) and b["ahead"] == 2
+
+
+def test_step_time_file_round_trip(tmp_path):
+    rows = [{"method": "joint", "head": "concat", "median_step_ms": 10.0, "ratio": 1.0, "ratio_min": 1.0,
+             "ratio_max": 1.0},
+            {"method": "opm", "head": "concat", "median_step_ms": 12.5, "ratio": 1.25, "ratio_min": 1.2,
+             "ratio_max": 1.3}]
+    path = benchmark.write_step_times(tmp_path / "sub" / "t.csv", rows, {"cpu": "Test CPU", "dataset": "mfeat"})
+    back = benchmark.read_step_times(path)
+    assert back.loc["opm", "ratio"] == pytest.approx(1.25) and back.loc["joint", "cpu"] == "Test CPU"
+    assert benchmark.read_step_times(tmp_path / "missing.csv").empty
+
+
+def test_run_all_runs_every_method_with_the_same_seeds_and_probes_the_weak_modality():
+    data = make_tiny_data(n=60)
+    runs = benchmark.run_all(data, ["joint", "ensemble"], seeds=[0, 1], probe="b", num_epochs=2, batch_size=16)
+    t = runs.table
+    assert list(t["label"]) == ["joint", "joint", "ensemble", "ensemble"]
+    assert list(t["seed"]) == [0, 1, 0, 1]
+    assert list(t["fusion"]) == ["concat", "concat", "sum", "sum"]
+    assert t["probe/b"].between(0, 1).all() and "probe/a" not in t
+    with pytest.raises(ValueError, match="probe='c'"):
+        benchmark.run_all(data, ["joint"], seeds=[0], probe="c", num_epochs=1)
