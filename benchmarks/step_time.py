@@ -12,11 +12,18 @@ not stretch.
     python benchmarks/step_time.py --methods mmpareto --separate-uni --optimizer adamw
     python benchmarks/step_time.py --methods mmpareto mmpareto:batched=true  # name:key=value,...
     python benchmarks/step_time.py --dataset av-mnist --benchmark --output benchmarks/results/step_time.csv
+    python benchmarks/step_time.py --fit --dataset av-mnist --methods relearning:period=4
 
 ``--benchmark`` times every method of the benchmark notebook (``mm.benchmark.compared()``: the
 registry minus its exclusions), each built and headed as the notebook builds it; ``--output``
 writes the table as CSV (``mm.benchmark.write_step_times``) with the machine it ran on, for the
 notebook to read. Run it under portable numerics, as the notebooks run: ``mmlib exec -- python ...``.
+
+``--fit`` times whole ``fit`` runs at the default profile's epochs instead of single steps:
+methods that act at epoch ends (Diagnosing & Re-learning's diagnosis, G-Blending's loss
+measurements) cost nothing per step, so their price shows only in the amortised epoch time
+(validation included, as ``fit`` runs it). With ``--benchmark --fit`` the ratios are per epoch
+(the CSV's ``unit`` column says which).
 
 The optimizer is the ``default`` profile's (SGD with momentum) unless ``--optimizer`` says
 otherwise; every method trains the same model (``--separate-uni``: one linear classifier per
@@ -75,6 +82,20 @@ def step_times(data, method_names: list, steps: int, warmup: int, batch_size: in
     return times[warmup:]
 
 
+def epoch_time(data, method_names: list, train: dict, fusion: str, separate_uni: bool = False,
+               seed: int = 0) -> float:
+    """CPU seconds per epoch of one whole ``fit`` (every hook, validation and the final test), amortised.
+
+    CPU time of this single-threaded process, not wall time: a whole fit lasts long enough for
+    other processes on a shared machine to stretch its wall time.
+    """
+    mm.seed_everything(seed)
+    model = mm.build_model(data, fusion=fusion, separate_uni=separate_uni)
+    t0 = time.process_time()
+    mm.fit(model, data, mm.methods.make_methods(method_names), seed=seed, **train)
+    return (time.process_time() - t0) / train["num_epochs"]
+
+
 def cpu_name() -> str:
     """The processor's model name (Linux), else what ``platform`` knows."""
     try:
@@ -102,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--fit", action="store_true", help="time whole fits (amortised epoch time), not steps")
+    p.add_argument("--epochs", type=int, default=None, help="with --fit: epochs (default: the profile's)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the ratio is the median over rounds")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -112,26 +135,35 @@ def main(argv: list[str] | None = None) -> int:
                  "weight_decay": train["weight_decay"], "momentum": train["momentum"]}
     extra = mm.benchmark.compared() if args.benchmark else args.methods
     names = ["joint"] + [m for m in extra if m != "joint"]
-    specs = {n: mm.benchmark.method_spec(n, data.modalities) if args.benchmark else n for n in names}
+    fit_train = {**train, "optimizer": name, "lr": optimizer["lr"], "batch_size": args.batch_size,
+                 "num_epochs": args.epochs or train["num_epochs"]}
+    # the step mode runs one "epoch" of steps (TrainState.num_epochs = 1): settings counted in epochs follow it
+    epochs = fit_train["num_epochs"] if args.fit else 1
+    specs = {n: mm.benchmark.method_spec(n, data.modalities, epochs) if args.benchmark else n for n in names}
     fusions = {n: mm.benchmark.fusion_of(n) if args.benchmark else args.fusion for n in names}
     medians: dict[str, list[float]] = {n: [] for n in names}
     for _ in range(args.rounds):  # interleave so that machine noise hits every method alike
         for n in names:
+            if args.fit:
+                medians[n].append(epoch_time(data, [specs[n]], fit_train, fusions[n], args.separate_uni))
+                continue
             medians[n].append(statistics.median(step_times(data, [specs[n]], args.steps, args.warmup,
                                                            args.batch_size, fusions[n], optimizer, args.separate_uni,
                                                            clock=args.clock)))
-    meta = {"dataset": args.dataset, "separate_uni": args.separate_uni, "optimizer": name,
-            "batch_size": args.batch_size, "steps": args.steps, "rounds": args.rounds, "torch": torch.__version__,
+    unit = "epoch" if args.fit else "step"
+    meta = {"unit": unit, "dataset": args.dataset, "separate_uni": args.separate_uni, "optimizer": name,
+            "batch_size": args.batch_size, "steps": 0 if args.fit else args.steps,
+            "epochs": fit_train["num_epochs"] if args.fit else 0, "rounds": args.rounds, "torch": torch.__version__,
             "threads": torch.get_num_threads(), "clock": args.clock, "portable": mm.portable.wanted(),
             "cpu": cpu_name(), "cores": os.cpu_count(), "date": datetime.date.today().isoformat()}
     print(f"fusion={args.fusion} " + " ".join(f"{k}={v}" for k, v in meta.items()))
-    print(f"{'method':<24}{'median step (ms)':>18}{'ratio vs joint':>16}{'ratio range':>16}")
+    print(f"{'method':<24}{f'median {unit} (ms)':>18}{'ratio vs joint':>16}{'ratio range':>16}")
     rows = []
     for n in names:  # each round's median over that round's joint median: machine drift cancels
         ratios = [a / b for a, b in zip(medians[n], medians["joint"])]
-        rows.append({"method": n, "head": fusions[n], "median_step_ms": statistics.median(medians[n]) * 1e3,
+        rows.append({"method": n, "head": fusions[n], "median_ms": statistics.median(medians[n]) * 1e3,
                      "ratio": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios)})
-        print(f"{n:<24}{rows[-1]['median_step_ms']:>18.3f}{rows[-1]['ratio']:>16.3f}"
+        print(f"{n:<24}{rows[-1]['median_ms']:>18.3f}{rows[-1]['ratio']:>16.3f}"
               f"{min(ratios):>10.3f}-{max(ratios):.3f}" + (f"  ({fusions[n]})" if fusions[n] != args.fusion else ""))
     if args.output:
         print(f"written: {mm.benchmark.write_step_times(args.output, rows, meta)}")

@@ -5,12 +5,15 @@
   balancing methods are listed, with the reason, in ``EXCLUDED`` (the only place to do so).
 * **How they are built.** The default constructor of each method (``method_spec``); a method whose
   constructor needs arguments uses its ``example()``; ``SETTINGS`` holds the per-method deviations
-  (constructor keywords or a fusion head), each with its reason.
+  (constructor keywords or a fusion head), each with its reason; keywords counted in epochs are
+  a function of the run's epochs. ``BASELINES`` marks the classic baselines apart from the
+  balancing methods.
 * **How they are run.** ``run_all``: one ``mm.run`` per method, the same data, splits, encoders,
   training settings and seeds for all, each run's epoch selected on validation; then a linear
   probe of the weak modality's encoder (the other encoders are not probed, to save time).
 * **What is reported.** ``versus`` (paired differences against joint training with seeds-ahead
-  counts), ``mean_ranks``, and the step-time ratios that ``benchmarks/step_time.py`` writes
+  counts), read against a noise ``yardstick`` (joint training's own seed-to-seed std) by
+  ``readings``, ``mean_ranks``, and the step-time ratios that ``benchmarks/step_time.py`` writes
   (``write_step_times`` / ``read_step_times``: one CSV format, defined here).
 
 Reference: xu2025balancebenchmark (the protocol we depart from: test-set selection); notebook
@@ -27,6 +30,7 @@ import pandas as pd
 from . import analysis
 from .evaluate import linear_probe
 from .experiment import Runs, concat, run
+from .methods.diagnose_relearn import scaled_schedule
 from .registry import FUSIONS, METHODS
 
 BASELINE = "joint"
@@ -46,15 +50,39 @@ EXCLUDED: dict[str, str] = {
            "not a balancing method",
 }
 
-#: per-method deviations from the default constructor and the default head, each with its reason
+#: per-method deviations from the default constructor and the default head, each with its reason.
+#: ``kwargs`` is a dict, or a function of the run's number of epochs that returns one (for methods
+#: whose schedule is counted in epochs: the benchmark trains for fewer epochs than their chapters).
 SETTINGS: dict[str, dict[str, Any]] = {
     "ensemble": {"fusion": "sum",
                  "why": "one bias per modality: the unimodal models share no parameter, and the fused "
                         "logits are the sum of theirs (the same linear map as concat otherwise)"},
+    "g-blending": {"kwargs": lambda epochs: {"super_epoch": max(1, round(epochs / 3))},
+                   "why": "its weights re-estimated after every third of training, as BalanceBenchmark's "
+                          "online G-Blending (super-epoch 10 of 30 epochs)"},
+    "relearning": {"kwargs": scaled_schedule,
+                   "why": "its default period (20 epochs) never fires in a short run: the official 3 "
+                          "re-initialisations at the official proportion of training (every 20 of 90 epochs); "
+                          "none in a run too short for one (D&R is then joint training)"},
+    # the valuation chapter's re-sampling methods (registered there): their warm-up of 5 joint epochs
+    # out of the profile's 20, kept at the same proportion of the benchmark's epochs
+    **{name: {"kwargs": lambda epochs: {"warmup": max(1, round(epochs * 5 / 20))},
+              "why": "its warm-up (5 of the profile's 20 epochs) at the same proportion of the shorter run"}
+       for name in ("sample-resampling", "modality-resampling")},
 }
 SETTING_KEYS = ("kwargs", "fusion", "why")
 
-STEP_TIME_COLUMNS = ("method", "head", "median_step_ms", "ratio", "ratio_min", "ratio_max")
+STEP_TIME_COLUMNS = ("method", "head", "median_ms", "ratio", "ratio_min", "ratio_max")
+
+#: the classic baselines the benchmark adds (the issue's "one small file each"); every other compared
+#: method is a balancing method. Only the ``kind`` column of ``describe`` reads this.
+BASELINES: dict[str, str] = {
+    "joint": "reference",
+    "joint-uni": "classic baseline",
+    "ensemble": "classic baseline",
+    "g-blending": "classic baseline",
+    "modality-dropout": "classic baseline",
+}
 
 
 def compared(names: Iterable[str] | None = None) -> list[str]:
@@ -87,11 +115,22 @@ def check_settings(settings: dict[str, dict[str, Any]] | None = None) -> None:
             FUSIONS.get(entry["fusion"])  # an unknown head raises, listing the known ones
 
 
-def method_spec(name: str, modalities: Sequence[str]):
-    """What ``mm.run`` gets for ``name``: ``SETTINGS`` keywords, else the default constructor, else ``example()``."""
+def method_kwargs(name: str, num_epochs: int | None = None) -> dict[str, Any] | None:
+    """``SETTINGS`` keywords for ``name`` (None without any); a callable entry gets ``num_epochs``."""
     kwargs = SETTINGS.get(name, {}).get("kwargs")
+    if callable(kwargs):
+        if num_epochs is None:
+            raise ValueError(f"the benchmark setting of {name!r} depends on the number of epochs: "
+                             f"pass num_epochs to method_spec / describe")
+        kwargs = kwargs(num_epochs)
+    return None if kwargs is None else dict(kwargs)
+
+
+def method_spec(name: str, modalities: Sequence[str], num_epochs: int | None = None):
+    """What ``mm.run`` gets for ``name``: ``SETTINGS`` keywords, else the default constructor, else ``example()``."""
+    kwargs = method_kwargs(name, num_epochs)
     if kwargs is not None:
-        return (name, dict(kwargs))
+        return (name, kwargs)
     cls = METHODS.get(name)
     return cls.example(tuple(modalities)) if _needs_arguments(cls) else name
 
@@ -101,17 +140,19 @@ def fusion_of(name: str) -> str:
     return SETTINGS.get(name, {}).get("fusion", DEFAULT_FUSION)
 
 
-def describe(names: Iterable[str]) -> pd.DataFrame:
-    """One row per method: class, the first line of its docstring, and any deviation from the defaults."""
+def describe(names: Iterable[str], num_epochs: int | None = None) -> pd.DataFrame:
+    """One row per method: kind, class, the first line of its docstring, and any deviation from the defaults."""
     rows = []
     for n in names:
         cls = METHODS.get(n)
         entry = SETTINGS.get(n, {})
         parts = [f"fusion={entry['fusion']}"] if "fusion" in entry else []
-        deviation = ", ".join(parts + [f"{k}={v!r}" for k, v in entry.get("kwargs", {}).items()])
+        kwargs = method_kwargs(n, num_epochs) or {}
+        deviation = ", ".join(parts + [f"{k}={v!r}" for k, v in kwargs.items()])
         if not deviation and _needs_arguments(cls):
             deviation = f"{cls.example.__qualname__}()"
-        rows.append({"method": n, "class": cls.__name__, "what it does": (cls.__doc__ or "").strip().splitlines()[0],
+        rows.append({"method": n, "kind": BASELINES.get(n, "balancing method"), "class": cls.__name__,
+                     "what it does": (cls.__doc__ or "").strip().splitlines()[0],
                      "setting": deviation or "defaults"})
     return pd.DataFrame(rows).set_index("method")
 
@@ -128,7 +169,7 @@ def run_all(data, names: Sequence[str], seeds: Iterable[int], probe: str | None 
     seeds = list(seeds)
     out, device = [], train.get("device", "cpu")
     for name in names:
-        runs = run(data, method_spec(name, data.modalities), seeds=seeds, label=name, fusion=fusion_of(name),
+        runs = run(data, method_spec(name, data.modalities, train.get("num_epochs")), seeds=seeds, label=name, fusion=fusion_of(name),
                    probes=False, keep=True, **train)
         if probe is not None:
             runs.table[f"probe/{probe}"] = [linear_probe(r.model, data, probe, device=device)["test"]
@@ -153,8 +194,39 @@ def mean_ranks(table: pd.DataFrame, metric: str) -> pd.DataFrame:
     return pd.DataFrame({"mean rank": g.mean(), "std": g.std(ddof=1).fillna(0.0)})
 
 
+def yardstick(table: pd.DataFrame, metric: str, baseline: str = BASELINE, scale: float = 100.0) -> float:
+    """The noise yardstick: the seed-to-seed (sample) std of ``baseline``'s ``metric``, in points.
+
+    A paired difference smaller than this is no larger than what changing the seed alone does to
+    the baseline, so it is not read as an effect (``readings``). NaN with fewer than two seeds
+    (no spread to measure: ``readings`` then reads every difference as within noise).
+    """
+    if baseline not in set(table["label"]):
+        raise KeyError(f"yardstick: no runs labelled {baseline!r}; the table has {sorted(table['label'].unique())}")
+    values = table.loc[table["label"] == baseline, metric].dropna()
+    return float(values.std(ddof=1) * scale) if len(values) >= 2 else float("nan")
+
+
+def readings(summary: pd.DataFrame, noise: float) -> pd.Series:
+    """One word per contrast of ``paired``/``versus`` output for one metric: ahead, behind or within noise.
+
+    ``ahead``: ahead on every seed and the mean difference exceeds ``noise``; ``behind``: behind on
+    every seed and the mean is below ``-noise``; otherwise ``within noise``. Indexed by contrast.
+    """
+    ahead = (summary["ahead"] == summary["seeds"]) & (summary["mean"] > noise)
+    behind = (summary["ahead"] == 0) & (summary["mean"] < -noise)
+    words = pd.Series("within noise", index=summary.index.get_level_values("contrast"), name="reading")
+    words[ahead.to_numpy()] = "ahead"
+    words[behind.to_numpy()] = "behind"
+    return words
+
+
 def write_step_times(path: str | Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -> Path:
-    """Write the step-time ratios: one row per method (``STEP_TIME_COLUMNS``) plus ``meta`` in every row."""
+    """Write the step-time ratios: one row per method (``STEP_TIME_COLUMNS``) plus ``meta`` in every row.
+
+    ``meta["unit"]`` says what ``median_ms`` times: ``"step"`` (one training step) or ``"epoch"``
+    (a whole fit's amortised epoch, ``step_time.py --fit``).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     frame = pd.DataFrame(rows, columns=list(STEP_TIME_COLUMNS))

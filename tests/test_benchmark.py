@@ -37,7 +37,57 @@ def test_method_spec_uses_defaults_then_settings_then_example(monkeypatch):
 
 def test_every_compared_method_can_be_built():
     for name in benchmark.compared():
-        mm.methods.make_methods(benchmark.method_spec(name, ("audio", "image")))
+        mm.methods.make_methods(benchmark.method_spec(name, ("audio", "image"), num_epochs=8))
+
+
+def test_settings_counted_in_epochs_follow_the_runs_epochs(monkeypatch):
+    # D&R at the official proportion (every 20 of 90 epochs, 3 re-initialisations): 8 epochs -> period 2
+    assert benchmark.method_spec("relearning", ("audio", "image"), num_epochs=8) == \
+        ("relearning", {"period": 2, "reinits": 3})
+    assert benchmark.method_spec("relearning", ("a", "b"), num_epochs=20) == ("relearning", {"period": 4, "reinits": 3})
+    # too short to re-initialise at all: reinits=None, which the constructor accepts (3 would raise)
+    spec = benchmark.method_spec("relearning", ("a", "b"), num_epochs=2)
+    assert spec == ("relearning", {"period": 1, "reinits": None})
+    mm.methods.make_methods(spec)
+    with pytest.raises(ValueError, match="pass num_epochs"):
+        benchmark.method_spec("relearning", ("a", "b"))
+    # the valuation chapter's warm-up keeps its share of training: 5 of 20 -> 2 of 8, at least 1
+    fn = benchmark.SETTINGS["sample-resampling"]["kwargs"]
+    assert fn(8) == {"warmup": 2} and fn(20) == {"warmup": 5} and fn(1) == {"warmup": 1}
+    # G-Blending re-estimates after every third of training (BalanceBenchmark: 10 of 30 epochs)
+    assert benchmark.method_spec("g-blending", ("a", "b"), num_epochs=6) == ("g-blending", {"super_epoch": 2})
+    assert benchmark.method_spec("g-blending", ("a", "b"), num_epochs=30) == ("g-blending", {"super_epoch": 10})
+    monkeypatch.setitem(benchmark.SETTINGS, "opm", {"kwargs": lambda e: {"q_base": e / 100}, "why": "a test"})
+    assert benchmark.method_spec("opm", ("a", "b"), num_epochs=30) == ("opm", {"q_base": 0.3})
+    assert benchmark.describe(["opm"], num_epochs=30).loc["opm", "setting"] == "q_base=0.3"
+
+
+def test_describe_groups_the_classic_baselines_apart():
+    table = benchmark.describe(["joint", "g-blending", "ogm-ge"], num_epochs=8)
+    assert list(table["kind"]) == ["reference", "classic baseline", "balancing method"]
+
+
+def test_yardstick_is_joints_seed_to_seed_std_in_points():
+    # joint: 0.80, 0.70, 0.90 -> mean 0.80, sample std 0.10 -> 10 points
+    assert benchmark.yardstick(_table(), "acc") == pytest.approx(10.0)
+    assert benchmark.yardstick(_table(), "acc", baseline="b") == pytest.approx(pd.Series([75, 72, 95]).std())
+    one = benchmark.yardstick(_table().query("seed == 0"), "acc")  # one seed: no spread, no reading
+    assert one != one
+    summary = pd.DataFrame({"contrast": ["a − joint"], "mean": [9.0], "std": [0.0], "ahead": [1], "seeds": [1]})
+    assert list(benchmark.readings(summary.set_index("contrast"), one)) == ["within noise"]
+    with pytest.raises(KeyError, match="no runs labelled 'joint-uni'"):
+        benchmark.yardstick(_table(), "acc", baseline="joint-uni")
+
+
+def test_readings_need_every_seed_and_a_mean_beyond_the_noise():
+    summary = pd.DataFrame({"contrast": ["a − joint", "b − joint", "c − joint", "d − joint", "e − joint"],
+                            "mean": [3.0, 3.0, 1.0, -3.0, -3.0], "std": [1.0] * 5,
+                            "ahead": [3, 2, 3, 0, 1], "seeds": [3] * 5}).set_index("contrast")
+    words = benchmark.readings(summary, noise=2.0)
+    assert list(words) == ["ahead", "within noise", "within noise", "behind", "within noise"]
+    assert list(words.index) == list(summary.index)
+    # the noise is strict: a mean equal to it is not beyond it
+    assert list(benchmark.readings(summary, noise=3.0)) == ["within noise"] * 5
 
 
 def test_settings_are_checked():
@@ -83,9 +133,9 @@ def test_versus_joint_is_paired_by_seed_with_seeds_ahead():
 
 
 def test_step_time_file_round_trip(tmp_path):
-    rows = [{"method": "joint", "head": "concat", "median_step_ms": 10.0, "ratio": 1.0, "ratio_min": 1.0,
+    rows = [{"method": "joint", "head": "concat", "median_ms": 10.0, "ratio": 1.0, "ratio_min": 1.0,
              "ratio_max": 1.0},
-            {"method": "opm", "head": "concat", "median_step_ms": 12.5, "ratio": 1.25, "ratio_min": 1.2,
+            {"method": "opm", "head": "concat", "median_ms": 12.5, "ratio": 1.25, "ratio_min": 1.2,
              "ratio_max": 1.3}]
     path = benchmark.write_step_times(tmp_path / "sub" / "t.csv", rows, {"cpu": "Test CPU", "dataset": "mfeat"})
     back = benchmark.read_step_times(path)

@@ -27,3 +27,21 @@ def test_benchmark_mode_times_every_compared_method_and_writes_the_file(capsys, 
     assert {"cpu", "cores", "clock", "portable", "torch", "date", "optimizer"} <= set(table.columns)
     assert table.loc["ensemble", "head"] == "sum" and table.loc["joint", "head"] == "concat"
     assert "(sum)" in capsys.readouterr().out  # the ensemble runs on its benchmark head
+
+
+def test_fit_mode_prints_the_amortised_epoch_ratio(capsys):
+    assert step_time.main(["--fit", "--dataset", "mfeat", "--epochs", "3", "--methods", "relearning:period=1,reinits=1",
+                           "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "epochs=3 rounds=1" in out and "median epoch (ms)" in out and "relearning:period=1,reinits=1" in out
+
+
+def test_benchmark_fit_mode_writes_epoch_ratios_with_epoch_scaled_settings(tmp_path):
+    import mmlib as mm
+
+    out = tmp_path / "fit.csv"
+    assert step_time.main(["--fit", "--benchmark", "--dataset", "mfeat", "--epochs", "4", "--rounds", "1",
+                           "--output", str(out)]) == 0
+    table = mm.benchmark.read_step_times(out)
+    assert list(table.index) == mm.benchmark.compared()
+    assert set(table["unit"]) == {"epoch"} and set(table["epochs"]) == {4} and set(table["steps"]) == {0}
