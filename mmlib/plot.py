@@ -113,16 +113,19 @@ def encoder_quality(table: pd.DataFrame, settings: dict[str, tuple[str, str]], t
 
 
 def ranking(table: pd.DataFrame, metrics: dict[str, str], baseline: str = "joint",
-            ratios: pd.Series | pd.DataFrame | None = None, title: str | None = None):
+            ratios: pd.Series | pd.DataFrame | None = None, title: str | None = None,
+            noise: dict[str, float] | None = None, ratio_title: str = "step time"):
     """Every label minus ``baseline``, paired by seed (mean ± std, points), one panel per metric.
 
     Rows are sorted by the mean difference of the first metric (best on top); the baseline is
     the zero line's own row. ``ratios`` (label -> step-time ratio vs the baseline, or a frame
     with ``ratio``, ``ratio_min`` and ``ratio_max`` columns, drawn as a range) adds a last
-    panel; a label without a ratio shows "not timed".
+    panel (titled ``ratio_title``); a label without a ratio shows "not timed".
 
     Args:
         metrics: column -> panel title, e.g. ``{"acc": "accuracy", "probe/image": "image probe"}``.
+        noise: column -> a half-width in points, shaded around zero in that metric's panel (the
+            noise yardstick, ``mm.benchmark.yardstick``); a NaN width draws nothing.
     """
     labels = list(dict.fromkeys(table["label"]))
     frames = []
@@ -141,6 +144,9 @@ def ranking(table: pd.DataFrame, metrics: dict[str, str], baseline: str = "joint
         sns.pointplot(data=long[long["metric"] == name], x="value", y="label", order=order, errorbar="sd",
                       linestyle="none", capsize=0.2, ax=ax, color=sns.color_palette(PALETTE)[0])
         ax.axvline(0.0, color="grey", lw=0.8, ls="--")
+        width = (noise or {}).get(next(c for c, n in metrics.items() if n == name), float("nan"))
+        if width == width:
+            ax.axvspan(-width, width, color="grey", alpha=0.15, lw=0)
         ax.set_title(name)
         ax.set_xlabel(f"− {baseline} (points)")
         ax.set_ylabel("")
@@ -159,7 +165,7 @@ def ranking(table: pd.DataFrame, metrics: dict[str, str], baseline: str = "joint
             if v != v:  # NaN: not in the step-time file
                 ax.text(0.05, i, "not timed", va="center", fontsize="small")
         ax.axvline(1.0, color="grey", lw=0.8, ls="--")
-        ax.set_title("step time")
+        ax.set_title(ratio_title)
         ax.set_xlabel(f"× {baseline}")
     if title:
         fig.suptitle(title)

@@ -104,3 +104,15 @@ def test_ranking_draws_the_step_time_range():
     assert [p.get_width() for p in ax.patches] == pytest.approx([2.0, 1.0])  # "up" first
     segments = ax.collections[0].get_segments()  # the error bars, in row order
     assert [tuple(seg[:, 0]) for seg in segments] == [pytest.approx((1.5, 2.5)), pytest.approx((1.0, 1.0))]
+    assert ax.get_title() == "step time" and not fig.axes[0].patches  # no noise band unless asked
+
+
+def test_ranking_shades_the_noise_yardstick_per_metric():
+    t = pd.DataFrame([{"dataset": "d", "label": lbl, "seed": s, "acc": 0.5 + 0.1 * (lbl == "up"), "f1": 0.5}
+                      for lbl in ("joint", "up") for s in (0, 1)])
+    fig = plot.ranking(t, {"acc": "accuracy", "f1": "F1"}, noise={"acc": 2.5, "f1": float("nan")},
+                       ratios=pd.Series({"joint": 1.0, "up": 1.0}), ratio_title="epoch time")
+    x0, x1 = fig.axes[0].patches[0].get_extents().transformed(fig.axes[0].transData.inverted()).intervalx
+    assert (x0, x1) == (pytest.approx(-2.5), pytest.approx(2.5))
+    assert not fig.axes[1].patches  # NaN width: no band
+    assert fig.axes[2].get_title() == "epoch time"

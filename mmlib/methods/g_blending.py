@@ -47,9 +47,13 @@ def blend_weights(gain: dict[str, float], over: dict[str, float], total: float |
                   eps: float = 1e-12) -> dict[str, float] | None:
     """w_k = total * r_k / sum_j r_j with r_k = max(Delta G_k, 0) / (Delta O_k^2 + eps).
 
-    The paper's optimal blend w*_k = (1/Z) Delta G_k / Delta O_k^2 (Prop. 1 with its practical
-    estimates), normalised here to sum to ``total`` (default: the number of heads). A head whose
-    validation loss rose (Delta G <= 0) gets weight 0; None when no head generalised at all.
+    Our reading of the paper (Sec. 3.3, Prop. 1): the OGR-optimal blend is
+    w*_k = (1/Z) <grad L*, v_k> / sigma_k^2 with Z a normalising constant, and its practical estimate
+    replaces the gain <grad L*, v_k> by Delta G_k and the variance sigma_k^2 by Delta O_k^2, so
+    w_k is proportional to Delta G_k / Delta O_k^2. (We could not re-read the paper's text offline;
+    if it squares O_{N+n} rather than Delta O, only the denominator here changes.) Normalised here to
+    sum to ``total`` (default: the number of heads; ``total=1`` gives weights that sum to 1). A head
+    whose validation loss rose (Delta G <= 0) gets weight 0; None when no head generalised at all.
     """
     ratio = {k: max(gain[k], 0.0) / (over[k] ** 2 + eps) for k in gain}
     z = sum(ratio.values())
@@ -75,7 +79,7 @@ class GBlending(Method):
       trained, over the last super-epoch; the paper's offline Algorithm 1 trains a separate
       unimodal model per modality from the same start to estimate them. Its online Algorithm 2
       re-estimates every super-epoch, as here.
-    * **Scale.** The paper normalises sum_k w_k = 1; a constant factor does not change the
+    * **Scale.** The paper divides by its constant Z; a constant factor does not change the
       blended direction (OGR is a ratio), only the step size, so the weights sum to the number of
       heads: uniform weights are then ``joint-uni`` and the learning rate means what it means
       for every other method of a comparison.
@@ -88,7 +92,8 @@ class GBlending(Method):
     ranks at epoch end), so every rank uses the same weights.
 
     Args:
-        super_epoch: epochs between two re-estimations (BalanceBenchmark: 10 of 30 epochs).
+        super_epoch: epochs between two re-estimations (BalanceBenchmark: 10 of 30 epochs; the
+            benchmark notebook keeps that third of training, ``mm.benchmark.SETTINGS``).
 
     Logs ``w/<head>`` at every re-estimation and ``gain/<head>``, ``over/<head>``.
 
