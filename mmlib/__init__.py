@@ -7,12 +7,11 @@ from . import portable
 
 portable.set_process_env()  # before numpy and torch load: some libraries read it only then
 
-from . import analysis, data, experiment, methods, models, plot, profiles, task
-from . import benchmark
+from . import analysis, benchmark, contribution, data, experiment, localization, methods, models, plot, profiles, task
 from .analysis import summarize
 from .data import load_dataset
 from .experiment import Runs, concat, run
-from .evaluate import classification_metrics, evaluate, linear_probe, predict, probe_all
+from .evaluate import classification_metrics, evaluate, evaluate_runs, linear_probe, predict, probe_all
 from .methods import Method, TrainState
 from .models import build_model
 from .registry import DATASETS, ENCODERS, FUSIONS, METHODS, MODELS, TASKS, Registry, UnknownNameError
@@ -26,6 +25,7 @@ if portable.wanted():
 
 __all__ = ["DATASETS", "ENCODERS", "FUSIONS", "FitResult", "METHODS", "MODELS", "Method", "Registry", "TASKS",
            "TrainState", "benchmark",
-           "Runs", "UnknownNameError", "analysis", "build_model", "classification_metrics", "concat", "data", "evaluate", "fit",
-           "experiment", "linear_probe", "load_dataset", "methods", "models", "plot", "portable", "predict", "probe_all", "profiles",
+           "Runs", "UnknownNameError", "analysis", "build_model", "classification_metrics", "concat", "contribution",
+           "data", "evaluate", "evaluate_runs", "fit",
+           "experiment", "linear_probe", "load_dataset", "localization", "methods", "models", "plot", "portable", "predict", "probe_all", "profiles",
            "run", "seed_everything", "summarize", "task"]

@@ -171,3 +171,26 @@ def ranking(table: pd.DataFrame, metrics: dict[str, str], baseline: str = "joint
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def contribution_shares(shares: pd.DataFrame, col: str | None = None, title: str | None = None):
+    """Bars of the share of samples (%) at each value of phi, one colour per modality, mean ± std over seeds.
+
+    ``shares`` comes from ``mmlib.contribution.value_shares`` (columns ``modality``, ``phi``,
+    ``share``); ``col`` names a column that splits the panels (e.g. the split).
+    """
+    panels = list(dict.fromkeys(shares[col])) if col else [None]
+    fig, axes = plt.subplots(1, len(panels), figsize=FIGSIZE, squeeze=False, sharey=True)
+    for ax, panel in zip(axes[0], panels):
+        part = shares if panel is None else shares[shares[col] == panel]
+        sns.barplot(data=part.assign(phi=part["phi"].map(lambda v: f"{v:g}")), x="phi", y="share",
+                    hue="modality", errorbar="sd", capsize=0.1, ax=ax)
+        ax.set_title(str(panel) if panel is not None else (title or ""))
+        ax.set_xlabel("φ (Shapley contribution)")
+        ax.set_ylabel("samples (%)")
+        if ax is not axes[0][-1] and ax.get_legend():
+            ax.get_legend().remove()
+    if title and col:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -45,3 +45,26 @@ def test_benchmark_fit_mode_writes_epoch_ratios_with_epoch_scaled_settings(tmp_p
     table = mm.benchmark.read_step_times(out)
     assert list(table.index) == mm.benchmark.compared()
     assert set(table["unit"]) == {"epoch"} and set(table["epochs"]) == {4} and set(table["steps"]) == {0}
+
+
+
+
+loc_spec = importlib.util.spec_from_file_location("localization_time", ROOT / "benchmarks" / "localization_time.py")
+localization_time = importlib.util.module_from_spec(loc_spec)
+loc_spec.loader.exec_module(localization_time)
+
+
+def test_localization_timing_prints_each_stage(capsys):
+    assert localization_time.main(["--profile", "quick", "--n-scenes", "40", "--ablation"]) == 0
+    out = capsys.readouterr().out
+    assert "seed 0: stage 1" in out and "no L_cat" in out and "s CPU" in out
+
+
+def test_epoch_time_tiny_run_prints_both_ratios(capsys):
+    spec = importlib.util.spec_from_file_location("epoch_time", ROOT / "benchmarks" / "epoch_time.py")
+    epoch_time = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(epoch_time)
+    assert epoch_time.main(["--dataset", "mfeat", "--methods", "sample-resampling", "--epochs", "2",
+                            "--warmup", "1", "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "ratio w/o copies" in out and "sample-resampling " in out and "joint " in out

@@ -116,3 +116,13 @@ def test_ranking_shades_the_noise_yardstick_per_metric():
     assert (x0, x1) == (pytest.approx(-2.5), pytest.approx(2.5))
     assert not fig.axes[1].patches  # NaN width: no band
     assert fig.axes[2].get_title() == "epoch time"
+
+
+def test_contribution_shares_one_panel_per_split_and_bar_heights():
+    shares = pd.DataFrame({"split": ["train"] * 4 + ["test"] * 4, "seed": [0, 0, 1, 1] * 2,
+                           "modality": ["a", "b"] * 4, "phi": [1.0, 0.5] * 4,
+                           "share": [100.0, 60.0, 100.0, 40.0, 90.0, 50.0, 70.0, 50.0]})
+    fig = plot.contribution_shares(shares, col="split")
+    assert [ax.get_title() for ax in fig.axes] == ["train", "test"]
+    heights = sorted(round(p.get_height(), 6) for p in fig.axes[0].patches if p.get_height() > 0)
+    assert heights == [50.0, 100.0]  # train: a at phi 1 (100, 100), b at phi 0.5 (60, 40)
