@@ -231,7 +231,7 @@ class MMCSALSelector(Selector):
                 log_z[others] = torch.logaddexp(base, new[others])
             taken[chosen[p]], taken[best_c] = False, True
             chosen[p], chosen_phi[p], chosen_align[p] = best_c, phi[best_c], align[best_c]
-            col = 1 - ref.rows(torch.tensor([best_c]))[0]
+            dist[:, p] = col = 1 - ref.rows(torch.tensor([best_c]))[0]
             vals, pos = self._merge_nearest(dist, vals, pos, p, col)
         return chosen
 
