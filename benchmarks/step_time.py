@@ -9,6 +9,11 @@ thread, so the ratio is what the method costs on top of joint training.
     python benchmarks/step_time.py --dataset mfeat --steps 300
     python benchmarks/step_time.py --methods mmpareto --separate-uni --optimizer adamw
     python benchmarks/step_time.py --methods mmpareto mmpareto:batched=true  # name:key=value,...
+    python benchmarks/step_time.py --fit --dataset av-mnist --methods relearning:period=4
+
+``--fit`` times whole ``fit`` runs at the default profile's epochs instead of single steps:
+methods that act at epoch ends (Diagnosing & Re-learning's diagnosis) cost nothing per step, so
+their price shows only in the amortised epoch time (validation included, as ``fit`` runs it).
 
 The optimizer is the ``default`` profile's (SGD with momentum) unless ``--optimizer`` says
 otherwise; every method trains the same model (``--separate-uni``: one linear classifier per
@@ -58,6 +63,20 @@ def step_times(data, method_names: list[str], steps: int, warmup: int, batch_siz
     return times[warmup:]
 
 
+def epoch_time(data, method_names: list[str], train: dict, fusion: str, separate_uni: bool = False,
+               seed: int = 0) -> float:
+    """CPU seconds per epoch of one whole ``fit`` (every hook, validation and the final test), amortised.
+
+    CPU time of this single-threaded process, not wall time: a whole fit lasts long enough for
+    other processes on a shared machine to stretch its wall time.
+    """
+    mm.seed_everything(seed)
+    model = mm.build_model(data, fusion=fusion, separate_uni=separate_uni)
+    t0 = time.process_time()
+    mm.fit(model, data, mm.methods.make_methods(method_names), seed=seed, **train)
+    return (time.process_time() - t0) / train["num_epochs"]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--methods", nargs="*", default=[], help="method names to compare with joint training")
@@ -70,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the ratio is the median over rounds")
+    p.add_argument("--fit", action="store_true", help="time whole fits (amortised epoch time), not steps")
+    p.add_argument("--epochs", type=int, default=None, help="with --fit: epochs (default: the profile's)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     data = mm.load_dataset(args.dataset)
@@ -79,14 +100,20 @@ def main(argv: list[str] | None = None) -> int:
                  "weight_decay": train["weight_decay"], "momentum": train["momentum"]}
     names = ["joint"] + [m for m in args.methods if m != "joint"]
     medians: dict[str, list[float]] = {n: [] for n in names}
+    fit_train = {**train, "optimizer": name, "lr": optimizer["lr"], "batch_size": args.batch_size,
+                 "num_epochs": args.epochs or train["num_epochs"]}
     for _ in range(args.rounds):  # interleave so that machine noise hits every method alike
         for n in names:
+            if args.fit:
+                medians[n].append(epoch_time(data, [n], fit_train, args.fusion, args.separate_uni))
+                continue
             medians[n].append(statistics.median(step_times(data, [n], args.steps, args.warmup, args.batch_size,
                                                            args.fusion, optimizer, args.separate_uni)))
+    size = f"epochs={fit_train['num_epochs']}x{args.rounds}" if args.fit else f"steps={args.steps}x{args.rounds}"
     print(f"dataset={args.dataset} fusion={args.fusion} separate_uni={args.separate_uni} optimizer={name} "
-          f"batch={args.batch_size} steps={args.steps}x{args.rounds} torch={torch.__version__} "
-          f"threads={torch.get_num_threads()}")
-    print(f"{'method':<24}{'median step (ms)':>18}{'ratio vs joint':>16}{'ratio range':>16}")
+          f"batch={args.batch_size} {size} torch={torch.__version__} threads={torch.get_num_threads()}")
+    unit = "epoch (ms)" if args.fit else "median step (ms)"
+    print(f"{'method':<24}{unit:>18}{'ratio vs joint':>16}{'ratio range':>16}")
     for n in names:  # each round's median over that round's joint median: machine drift cancels
         ratios = [a / b for a, b in zip(medians[n], medians["joint"])]
         print(f"{n:<24}{statistics.median(medians[n]) * 1e3:>18.3f}{statistics.median(ratios):>16.3f}"

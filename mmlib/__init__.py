@@ -7,7 +7,7 @@ from . import portable
 
 portable.set_process_env()  # before numpy and torch load: some libraries read it only then
 
-from . import analysis, data, experiment, methods, models, plot, profiles, task
+from . import analysis, data, experiment, localization, methods, models, plot, profiles, task
 from . import active  # after data: active imports checks, which needs the data package first
 from .analysis import summarize
 from .data import load_dataset
@@ -28,5 +28,5 @@ __all__ = ["DATASETS", "ENCODERS", "FUSIONS", "FitResult", "METHODS", "MODELS", 
            "TASKS",
            "TrainState",
            "Runs", "UnknownNameError", "active", "analysis", "build_model", "classification_metrics", "concat", "data", "evaluate", "fit",
-           "experiment", "linear_probe", "load_dataset", "methods", "models", "plot", "portable", "predict", "probe_all", "profiles",
+           "experiment", "linear_probe", "load_dataset", "localization", "methods", "models", "plot", "portable", "predict", "probe_all", "profiles",
            "run", "seed_everything", "summarize", "task"]

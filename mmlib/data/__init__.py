@@ -6,9 +6,10 @@ from typing import Any
 
 from ..checks import check_finite
 from ..registry import DATASETS
-from . import av_digits, av_mnist, mfeat  # noqa: F401  (registration)
+from . import av_digits, av_mnist, mfeat, scenes  # noqa: F401  (registration)
 from .base import BatchLoader, MultimodalDataset, Split, make_splits, stratified_split
 from .mfeat import MissingDataError
+from .noise import with_noise
 
 
 def load_dataset(name: str, **kwargs: Any) -> MultimodalDataset:
@@ -28,4 +29,4 @@ def load_dataset(name: str, **kwargs: Any) -> MultimodalDataset:
 
 
 __all__ = ["BatchLoader", "DATASETS", "MissingDataError", "MultimodalDataset", "Split", "load_dataset",
-           "make_splits", "stratified_split"]
+           "make_splits", "stratified_split", "with_noise"]
