@@ -4,7 +4,7 @@
 w_i for the second; any M >= 2 works) and holds K learnable prototypes per modality (or one
 bank shared by all, ``shared_prototypes=True``). It has no classifier: ``forward`` returns an
 ``Output`` whose ``feats`` are the normalised embeddings and whose ``logits`` are empty, so that
-``fit`` can train it with a self-supervised task (``mmlib/active/pretrain.py``).
+``fit`` can train it with a self-supervised task (``mmlib/active/pretraining.py``).
 
 The encoders are the dataset's default ones (as for the classifier); the projection heads
 (linear-ReLU-linear to ``proj_dim``) and the prototype count follow mmcsal.md §3, which is our
