@@ -6,10 +6,10 @@ For the features Z (N, D) of one modality's encoder and the labels y of one spli
 1. scale every feature dimension to [-1, 1] by its minimum and maximum over these N rows
    (``minmax_scale``; the scaling is fitted on each matrix separately, as the official code does);
 2. cluster the rows with k-means into k = C clusters (C classes);
-3. purity P = (1/N) sum_{clusters c} max_y |{i in c : y_i = y}| (``purity``).
+3. purity P = (1/N) sum_{clusters c} max_y #{i in c : y_i = y} (``purity``).
 
 With P_D from the training split and P_V from the validation split (never the test split),
-the learning state of modality k is the gap g^k = |P_D^k - P_V^k| (``learning_state``), and the
+the learning state of modality k is the gap g^k = abs(P_D^k - P_V^k) (``learning_state``), and the
 re-initialisation strength is alpha_k = tanh(lambda g^k) (``reinit_strength``). A large gap
 means the encoder separates the data it was trained on much better than unseen data: it has
 over-fitted (or memorised a scarcely informative input).
@@ -55,7 +55,7 @@ def minmax_scale(x: np.ndarray) -> np.ndarray:
 
 
 def purity(y: np.ndarray, clusters: np.ndarray) -> float:
-    """Share of samples that carry their cluster's majority label: (1/N) sum_c max_y |c ∩ y|.
+    """Share of samples that carry their cluster's majority label: (1/N) sum_c max_y #(c ∩ y).
 
     Args:
         y: (N,) integer labels.

@@ -111,7 +111,7 @@ class ReLearning(Method):
 
     After epochs R, 2R, ... (``schedule``; at most N_r times), each encoder k is diagnosed from
     the separability of its features on the training and validation splits
-    (``mmlib.diagnosis``: P_D^k, P_V^k, g^k = |P_D^k - P_V^k|), gets alpha_k = tanh(lambda g^k),
+    (``mmlib.diagnosis``: P_D^k, P_V^k, g^k = abs(P_D^k - P_V^k)), gets alpha_k = tanh(lambda g^k),
     and is pulled back towards its initial weights: theta_k <- alpha_k theta_k^init +
     (1 - alpha_k) theta_k. An over-fitted encoder (large gap) re-learns; one that still
     generalises is barely touched. All modalities are treated alike; none is singled out.

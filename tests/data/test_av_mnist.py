@@ -57,11 +57,11 @@ def test_default_shapes_dtypes_splits_and_encoders():
         assert s.inputs["audio"].dtype == s.inputs["image"].dtype == torch.float32 and s.y.dtype == torch.int64
     assert (len(d.train), len(d.val), len(d.test)) == (1800, 600, 600)
     assert torch.bincount(d.train.y).tolist() == [180] * 10 and torch.bincount(d.test.y).tolist() == [60] * 10
-    assert d.encoders == {"audio": ("conv1d", {"in_channels": 13, "width": 16, "out_dim": 32}),
-                          "image": ("cnn", {"in_channels": 1, "width": 16, "out_dim": 32})}
+    assert d.encoders == {"audio": ("conv1d", {"in_channels": 13, "width": 8, "out_dim": 32}),
+                          "image": ("cnn", {"in_channels": 1, "width": 8, "out_dim": 32})}
     assert d.info["cropped"] == 61 and d.info["speaker_disjoint"] is False
     # the measured defaults (module docstring): image degraded, audio noisy, image the weak modality
-    assert (d.info["image_energy_removed"], d.info["audio_noise"], d.info["weak"]) == (0.75, 1.0, "image")
+    assert (d.info["image_energy_removed"], d.info["audio_noise"], d.weak) == (0.75, 1.0, "image")
     model = mm.build_model(d).eval()
     out = model(d.test.batch(torch.arange(4))["inputs"])
     assert out.logits.shape == (4, 10)
