@@ -116,6 +116,21 @@ def seeds_ahead(diff: pd.Series) -> int:
     return int((diff > 0).sum())
 
 
+def direction(diff: pd.Series, higher: str = "higher", lower: str = "lower", tie: str = "not different") -> str:
+    """A word for paired differences over seeds: ``higher`` if their mean exceeds their sample std
+    (and is positive), ``lower`` if it is below minus the std, else ``tie`` (within the seed spread).
+
+    For prose that must follow the measurement: glue the word, never type it.
+    """
+    diff = diff.dropna()
+    mean, std = diff.mean(), (diff.std(ddof=1) if len(diff) > 1 else 0.0)
+    if mean > 0 and mean > std:
+        return higher
+    if mean < 0 and -mean > std:
+        return lower
+    return tie
+
+
 def paired(table: pd.DataFrame, metrics: str | Iterable[str], contrasts: Sequence[Contrast],
            by: str = "dataset", scale: float = 100.0) -> pd.DataFrame:
     """Paired differences summarised over seeds, one row per (``by`` value, metric, contrast).
@@ -165,6 +180,15 @@ def per_epoch(logs: pd.DataFrame, prefix: str = "", order: Sequence[str] | None 
     logs = logs[logs["name"].str.startswith(prefix)]
     out = logs.groupby(["label", "seed", "epoch", "name"], as_index=False)["value"].mean()
     return out.assign(label=pd.Categorical(out["label"], categories=list(order))) if order is not None else out
+
+
+def late_mean(logs: pd.DataFrame, name: str, from_epoch: int = 0) -> pd.Series:
+    """Per run (label, seed): the mean of one logged value over epochs >= ``from_epoch``.
+
+    E.g. the re-sampling methods' ``epoch_size`` after their warm-up.
+    """
+    part = logs[(logs["name"] == name) & (logs["epoch"] >= from_epoch)]
+    return part.groupby(["label", "seed"], sort=False)["value"].mean()
 
 
 def gradient_stats(logs: pd.DataFrame, dataset_of: dict[str, str] | None = None) -> pd.DataFrame:
@@ -218,3 +242,91 @@ def weight_summary(steps: pd.DataFrame, by: Sequence[str] = ("dataset", "modalit
                           "mean c | conflict": s.loc[s["conflict"] == 1, "c"].mean()})
 
     return steps.groupby(list(by)).apply(one)
+
+
+# --- InfoReg: Fisher traces, windows, regulation --------------------------------------------
+
+def _split_name(logs: pd.DataFrame, prefix: str) -> pd.DataFrame:
+    part = logs[logs["name"].str.startswith(prefix)]
+    return part.assign(modality=part["name"].str.slice(len(prefix)))
+
+
+def trace_peaks(logs: pd.DataFrame) -> pd.DataFrame:
+    """Per run and encoder, the shape of its Fisher-trace curve (``trace/<m>``, one value per epoch).
+
+    Columns label, seed, modality, ``peak_epoch`` (0-based; the first of equal maxima), ``peak``,
+    ``first`` and ``last`` (the traces of the first and last epochs) and ``rise = peak / first``.
+    Reference: ``mmlib/methods/inforeg.py``; notebook ``notebooks/inforeg.ipynb``.
+    """
+    rows = []
+    for (label, seed, m), g in _split_name(logs, "trace/").groupby(["label", "seed", "modality"], sort=False):
+        g = g.sort_values("epoch")
+        top = g["value"].to_numpy().argmax()
+        first = g["value"].iloc[0]
+        rows.append({"label": label, "seed": seed, "modality": m, "peak_epoch": int(g["epoch"].iloc[top]),
+                     "peak": g["value"].iloc[top], "first": first, "last": g["value"].iloc[-1],
+                     "rise": g["value"].iloc[top] / first if first > 0 else float("nan")})
+    return pd.DataFrame(rows, columns=["label", "seed", "modality", "peak_epoch", "peak", "first", "last", "rise"])
+
+
+def _window_row(epochs: Sequence[int], is_open: Sequence[bool]) -> dict:
+    opened = [int(e) for e, o in zip(epochs, is_open) if o]
+    closed = [int(e) for e, o in zip(epochs, is_open) if not o]
+    first = closed[0] if closed else None
+    prime = sum(first is None or e < first for e in opened)
+    return {"open": opened, "first_closed": float("nan") if first is None else first, "prime": prime,
+            "reopened": len(opened) - prime}
+
+
+def window_epochs(logs: pd.DataFrame) -> pd.DataFrame:
+    """Per run and encoder, the epochs whose prime-window test was open (``window/<m>``: 1, 0 or NaN untested).
+
+    Columns label, seed, modality, ``open`` (the list of open epochs), ``first_closed`` (the first
+    tested epoch found closed; NaN if none), ``prime`` (open epochs before it: the early window)
+    and ``reopened`` (open epochs after it).
+    """
+    rows = []
+    for (label, seed, m), g in _split_name(logs, "window/").groupby(["label", "seed", "modality"], sort=False):
+        g = g.dropna(subset=["value"]).sort_values("epoch")
+        rows.append({"label": label, "seed": seed, "modality": m,
+                     **_window_row(g["epoch"].tolist(), (g["value"] > 0).tolist())})
+    return pd.DataFrame(rows, columns=["label", "seed", "modality", "open", "first_closed", "prime", "reopened"])
+
+
+def regulation_summary(logs: pd.DataFrame) -> pd.DataFrame:
+    """Per run and encoder: the share of steps regulated (``alpha/<m>`` > 0, in %) and the mean alpha when regulated."""
+    part = _split_name(logs, "alpha/")
+    on = part["value"] > 0
+    g = part.assign(on=on, alpha_on=part["value"].where(on)).groupby(["label", "seed", "modality"], sort=False)
+    out = pd.DataFrame({"regulated (% steps)": 100 * g["on"].mean(), "alpha | regulated": g["alpha_on"].mean()})
+    return out.reset_index()
+
+
+def posthoc_windows(logs: pd.DataFrame, thresholds: Iterable[float], rule: str = "paper") -> pd.DataFrame:
+    """The prime windows that InfoReg's test would give on logged traces (``trace/<m>``), for each threshold K.
+
+    ``rule="paper"``: Eq. 11 at each trained epoch t >= 2, open when (T_{t-1} - T_{t-2}) / T_{t-1} > K
+    (``inforeg.relative_change``). ``rule="code"``: the released code's moving-average statistic
+    at every epoch from 0 (``inforeg.moving_average_change``), here on each modality's own trace.
+    On the traces of a run without regulation (``FisherTrace``) this is what InfoReg would decide
+    up to its first regulated epoch; after that its own traces differ. Returns ``window_epochs``'s
+    columns plus ``threshold`` (a run too short for any test has no open epoch and
+    ``first_closed`` NaN).
+    """
+    from .methods.inforeg import moving_average_change, relative_change
+
+    if rule not in ("paper", "code"):
+        raise ValueError(f"unknown rule {rule!r}; choose 'paper' or 'code'")
+    rows = []
+    for (label, seed, m), g in _split_name(logs, "trace/").groupby(["label", "seed", "modality"], sort=False):
+        traces = g.sort_values("epoch")["value"].tolist()
+        if rule == "paper":
+            epochs = list(range(2, len(traces)))
+            change = [relative_change(traces, t) for t in epochs]
+        else:
+            epochs = list(range(len(traces)))
+            change = [moving_average_change(traces, t) for t in epochs]
+        rows += [{"label": label, "seed": seed, "modality": m, **_window_row(epochs, [c > k for c in change]),
+                  "threshold": k} for k in thresholds]
+    return pd.DataFrame(rows, columns=["label", "seed", "modality", "open", "first_closed", "prime", "reopened",
+                                       "threshold"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, f1_score
@@ -100,3 +101,17 @@ def probe_all(model, data, Cs: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0),
     """
     preds = {name: predict(model, split, device=device) for name, split in data.splits().items()}
     return {f"probe/{m}": _fit_probe(preds, m, Cs)["test"] for m in model.modalities}
+
+
+def evaluate_runs(runs, split: Split, prefix: str, num_classes: int | None = None,
+                  device: str | torch.device = "cpu"):
+    """``runs.table`` with the metrics of every kept model on another split, as ``<prefix>/<metric>`` columns.
+
+    For an extra evaluation split (e.g. ``mmlib.data.debiased.debiased_split``); needs
+    ``runs`` made with ``keep=True``. The models are the validation-selected ones.
+    """
+    if len(runs.results) != len(runs.table):
+        raise ValueError("evaluate_runs needs every run's model: run them with keep=True")
+    rows = [evaluate(res.model, split, num_classes, device) for res in runs.results]
+    extra = [{f"{prefix}/{k}": v for k, v in row.items()} for row in rows]
+    return pd.concat([runs.table.reset_index(drop=True), pd.DataFrame(extra)], axis=1)

@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from .analysis import probed_modalities
+from .analysis import paired_differences, probed_modalities
 
 FIGSIZE = (7.0, 3.2)
 PALETTE = "colorblind"
@@ -109,4 +109,88 @@ def encoder_quality(table: pd.DataFrame, settings: dict[str, tuple[str, str]], t
     if title:
         fig.suptitle(title)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig
+
+
+def ranking(table: pd.DataFrame, metrics: dict[str, str], baseline: str = "joint",
+            ratios: pd.Series | pd.DataFrame | None = None, title: str | None = None,
+            noise: dict[str, float] | None = None, ratio_title: str = "step time"):
+    """Every label minus ``baseline``, paired by seed (mean ± std, points), one panel per metric.
+
+    Rows are sorted by the mean difference of the first metric (best on top); the baseline is
+    the zero line's own row. ``ratios`` (label -> step-time ratio vs the baseline, or a frame
+    with ``ratio``, ``ratio_min`` and ``ratio_max`` columns, drawn as a range) adds a last
+    panel (titled ``ratio_title``); a label without a ratio shows "not timed".
+
+    Args:
+        metrics: column -> panel title, e.g. ``{"acc": "accuracy", "probe/image": "image probe"}``.
+        noise: column -> a half-width in points, shaded around zero in that metric's panel (the
+            noise yardstick, ``mm.benchmark.yardstick``); a NaN width draws nothing.
+    """
+    labels = list(dict.fromkeys(table["label"]))
+    frames = []
+    for col, name in metrics.items():
+        diffs = paired_differences(table, col, [(lbl, baseline) for lbl in labels])
+        long = diffs.reset_index().melt(id_vars=list(diffs.index.names), var_name="contrast", value_name="value")
+        frames.append(long.assign(label=long["contrast"].str.split(" − ").str[0], metric=name))
+    long = pd.concat(frames, ignore_index=True)
+    first = long[long["metric"] == next(iter(metrics.values()))]
+    order = list(first.groupby("label")["value"].mean().sort_values(ascending=False).index)
+    panels = len(metrics) + (ratios is not None)
+    fig, axes = plt.subplots(1, panels, figsize=(FIGSIZE[0] * (1 + 0.15 * max(panels - 2, 0)), 0.32 * len(order) + 1.4),
+                             sharey=True, squeeze=False)
+    axes = axes[0]
+    for ax, name in zip(axes, metrics.values()):
+        sns.pointplot(data=long[long["metric"] == name], x="value", y="label", order=order, errorbar="sd",
+                      linestyle="none", capsize=0.2, ax=ax, color=sns.color_palette(PALETTE)[0])
+        ax.axvline(0.0, color="grey", lw=0.8, ls="--")
+        width = (noise or {}).get(next(c for c, n in metrics.items() if n == name), float("nan"))
+        if width == width:
+            ax.axvspan(-width, width, color="grey", alpha=0.15, lw=0)
+        ax.set_title(name)
+        ax.set_xlabel(f"− {baseline} (points)")
+        ax.set_ylabel("")
+    if ratios is not None:
+        ax = axes[-1]
+        frame = ratios.to_frame("ratio") if isinstance(ratios, pd.Series) else ratios
+        frame = frame.reindex(order)
+        values = frame["ratio"].astype(float).tolist()
+        xerr = None
+        if {"ratio_min", "ratio_max"} <= set(frame.columns):
+            xerr = [(frame["ratio"] - frame["ratio_min"]).fillna(0.0).tolist(),
+                    (frame["ratio_max"] - frame["ratio"]).fillna(0.0).tolist()]
+        ax.barh(range(len(order)), [0.0 if v != v else v for v in values], xerr=xerr, capsize=3,
+                color=sns.color_palette(PALETTE)[1])
+        for i, v in enumerate(values):
+            if v != v:  # NaN: not in the step-time file
+                ax.text(0.05, i, "not timed", va="center", fontsize="small")
+        ax.axvline(1.0, color="grey", lw=0.8, ls="--")
+        ax.set_title(ratio_title)
+        ax.set_xlabel(f"× {baseline}")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def contribution_shares(shares: pd.DataFrame, col: str | None = None, title: str | None = None):
+    """Bars of the share of samples (%) at each value of phi, one colour per modality, mean ± std over seeds.
+
+    ``shares`` comes from ``mmlib.contribution.value_shares`` (columns ``modality``, ``phi``,
+    ``share``); ``col`` names a column that splits the panels (e.g. the split).
+    """
+    panels = list(dict.fromkeys(shares[col])) if col else [None]
+    fig, axes = plt.subplots(1, len(panels), figsize=FIGSIZE, squeeze=False, sharey=True)
+    for ax, panel in zip(axes[0], panels):
+        part = shares if panel is None else shares[shares[col] == panel]
+        sns.barplot(data=part.assign(phi=part["phi"].map(lambda v: f"{v:g}")), x="phi", y="share",
+                    hue="modality", errorbar="sd", capsize=0.1, ax=ax)
+        ax.set_title(str(panel) if panel is not None else (title or ""))
+        ax.set_xlabel("φ (Shapley contribution)")
+        ax.set_ylabel("samples (%)")
+        if ax is not axes[0][-1] and ax.get_legend():
+            ax.get_legend().remove()
+    if title and col:
+        fig.suptitle(title)
+    fig.tight_layout()
     return fig

@@ -7,8 +7,8 @@ import pytest
 
 import mmlib as mm
 from mmlib.analysis import (conflict_summary, format_paired, gaps_by_seed, gradient_stats, imbalance_gaps, mean_std,
-                            paired, paired_differences, per_epoch, probed_modalities, seeds_ahead, summarize,
-                            weight_summary)
+                            paired, paired_differences, per_epoch, posthoc_windows, probed_modalities,
+                            regulation_summary, seeds_ahead, summarize, trace_peaks, weight_summary, window_epochs)
 
 
 def test_summarize_is_exported_from_the_package():
@@ -250,3 +250,74 @@ def test_weight_summary_by_hand():
     assert row["conflict (% steps)"] == 25.0
     assert row["mean c"] == pytest.approx((5.0 + 8 * 0.5) / 16)
     assert row["mean c | conflict"] == pytest.approx((0.9 + 0.7 + 0.8 + 0.6) / 4)
+
+
+# --- InfoReg diagnostics --------------------------------------------------------------------
+
+def _epoch_logs(name, values, seed=0, label="inforeg"):
+    return pd.DataFrame({"epoch": range(len(values)), "step": range(len(values)), "name": name,
+                         "value": values, "seed": seed, "label": label})
+
+
+def test_trace_peaks_by_hand():
+    logs = pd.concat([_epoch_logs("trace/a", [0.5, 2.0, 4.0, 4.0, 1.0]), _epoch_logs("trace/b", [0.0, 1.0, 0.5]),
+                      _epoch_logs("alpha/a", [9.0, 9.0])])
+    out = trace_peaks(logs).set_index("modality")
+    assert out.loc["a", ["peak_epoch", "peak", "first", "last", "rise"]].tolist() == [2, 4.0, 0.5, 1.0, 8.0]
+    assert out.loc["b", "peak_epoch"] == 1 and math.isnan(out.loc["b", "rise"])  # a zero first trace
+    assert list(out.index) == ["a", "b"]
+
+
+def test_window_epochs_separates_the_early_window_from_reopenings():
+    nan = float("nan")
+    logs = pd.concat([_epoch_logs("window/a", [nan, nan, 1, 1, 0, 0, 1, 0, 1]),
+                      _epoch_logs("window/b", [nan, nan, 1, 1, 1]), _epoch_logs("window/c", [nan, nan, 0, 1])])
+    out = window_epochs(logs).set_index("modality")
+    assert out.loc["a", "open"] == [2, 3, 6, 8]
+    assert (out.loc["a", "first_closed"], out.loc["a", "prime"], out.loc["a", "reopened"]) == (4, 2, 2)
+    assert math.isnan(out.loc["b", "first_closed"]) and (out.loc["b", "prime"], out.loc["b", "reopened"]) == (3, 0)
+    assert (out.loc["c", "first_closed"], out.loc["c", "prime"], out.loc["c", "reopened"]) == (2, 0, 1)
+
+
+def test_regulation_summary_by_hand():
+    logs = pd.concat([_epoch_logs("alpha/a", [0.0, 2.0, 1.0, 0.0]), _epoch_logs("alpha/b", [0.0, 0.0])])
+    out = regulation_summary(logs).set_index("modality")
+    assert out.loc["a", ["regulated (% steps)", "alpha | regulated"]].tolist() == [50.0, 1.5]
+    assert out.loc["b", "regulated (% steps)"] == 0.0 and math.isnan(out.loc["b", "alpha | regulated"])
+
+
+def test_posthoc_windows_apply_eq_11_to_logged_traces_for_each_threshold():
+    # tested epochs 2..6 (epoch 7 was not trained): 0.5, (3-2)/3, (3.3-3)/3.3 = 0.09, (1-3.3)/1 < 0, (1.2-1)/1.2
+    logs = _epoch_logs("trace/a", [1.0, 2.0, 3.0, 3.3, 1.0, 1.2, 1.0], label="joint")
+    out = posthoc_windows(logs, [0.04, 0.4, 0.9]).set_index("threshold")
+    assert out.loc[0.04, "open"] == [2, 3, 4, 6] and out.loc[0.04, "prime"] == 3 and out.loc[0.04, "reopened"] == 1
+    assert out.loc[0.4, "open"] == [2] and out.loc[0.4, "first_closed"] == 3
+    assert out.loc[0.9, "open"] == [] and out.loc[0.9, "prime"] == 0
+    assert posthoc_windows(logs.iloc[:0], [0.04]).empty
+    short = posthoc_windows(logs[logs["epoch"] < 2], [0.04]).iloc[0]  # two epochs: nothing to test
+    assert short["open"] == [] and short["prime"] == 0 and math.isnan(short["first_closed"])
+
+
+def test_posthoc_windows_with_the_released_codes_statistic():
+    # moving-average change from epoch 0: 1, 1, 2/3, 3/6, (3 - 0) / 9 = 0.33, then (0.3 - 0) / 9.3 < 0.05
+    logs = _epoch_logs("trace/a", [1.0, 2.0, 3.0, 3.0, 0.3, 0.3], label="joint")
+    out = posthoc_windows(logs, [0.05], rule="code").iloc[0]
+    assert out["open"] == [0, 1, 2, 3, 4] and out["first_closed"] == 5 and out["prime"] == 5
+    with pytest.raises(ValueError, match="rule"):
+        posthoc_windows(logs, [0.05], rule="icml")
+def test_direction_word_follows_mean_against_spread():
+    from mmlib.analysis import direction
+
+    assert direction(pd.Series([1.0, 2.0, 3.0])) == "higher"  # mean 2 > std 1
+    assert direction(pd.Series([-1.0, -2.0, -3.0]), lower="below") == "below"
+    assert direction(pd.Series([1.0, -1.0, 3.0])) == "not different"  # mean 1 < std 2
+    assert direction(pd.Series([0.5, float("nan")])) == "higher"  # one seed: no spread
+
+
+def test_late_mean_per_run_from_an_epoch():
+    from mmlib.analysis import late_mean
+
+    logs = pd.DataFrame({"label": ["m"] * 4 + ["j"] * 2, "seed": [0, 0, 0, 1, 0, 0], "epoch": [0, 1, 2, 1, 0, 1],
+                         "name": ["epoch_size"] * 5 + ["other"], "value": [10.0, 14.0, 16.0, 12.0, 10.0, 99.0]})
+    got = late_mean(logs, "epoch_size", from_epoch=1)
+    assert got.to_dict() == {("m", 0): 15.0, ("m", 1): 12.0}

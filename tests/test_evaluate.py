@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 import mmlib as mm
-from mmlib.evaluate import classification_metrics, evaluate, linear_probe, predict, probe_all
+from mmlib.evaluate import classification_metrics, evaluate, evaluate_runs, linear_probe, predict, probe_all
 from mmlib.models.encoders import MLPEncoder
 from mmlib.models.net import MultimodalNet
 
@@ -144,3 +144,16 @@ def test_probe_all_keys_and_values(make_data):
     assert set(res) == {"probe/a", "probe/b", "probe/c"}
     assert res["probe/b"] == linear_probe(model, data, "b")["test"]
     assert all(0.0 <= v <= 1.0 for v in res.values())
+
+
+def test_evaluate_runs_adds_each_models_metrics_on_another_split(make_data):
+    data = make_data(n=45)
+    runs = mm.run(data, None, seeds=[0, 1], num_epochs=2, batch_size=8, probes=False)
+    part = data.test.subset(torch.arange(5))
+    table = evaluate_runs(runs, part, "first5", data.num_classes)
+    assert list(table["seed"]) == [0, 1] and table["acc"].equals(runs.table["acc"])
+    for res, (_, row) in zip(runs.results, table.iterrows()):
+        assert row["first5/acc"] == evaluate(res.model, part, data.num_classes)["acc"]
+    kept_nothing = mm.run(data, None, seeds=[0], num_epochs=1, batch_size=8, probes=False, keep=False)
+    with pytest.raises(ValueError, match="keep=True"):
+        evaluate_runs(kept_nothing, part, "first5")

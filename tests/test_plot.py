@@ -78,3 +78,51 @@ def test_encoder_quality_one_panel_per_dataset(table):
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["trained alone", "joint: probe"]
     heights = sorted(round(p.get_height(), 6) for p in panels[0].patches if p.get_height() > 0)
     assert heights == [40.0, 55.0, 72.5, 81.0]
+
+
+def test_ranking_sorts_by_the_first_metric_and_marks_untimed_methods():
+    acc = {"joint": [0.80, 0.70], "up": [0.90, 0.80], "down": [0.60, 0.50]}
+    t = pd.DataFrame([{"dataset": "d", "label": lbl, "seed": s, "acc": v, "probe/b": 0.5}
+                      for lbl, vals in acc.items() for s, v in enumerate(vals)])
+    fig = plot.ranking(t, {"acc": "accuracy", "probe/b": "b probe"}, ratios=pd.Series({"joint": 1.0, "up": 1.5}))
+    assert len(fig.axes) == 3
+    assert [tick.get_text() for tick in fig.axes[0].get_yticklabels()] == ["up", "joint", "down"]
+    means = fig.axes[0].lines[0]  # the points (one marker per row); the error bars follow
+    assert list(means.get_xdata()) == pytest.approx([10.0, 0.0, -20.0])  # mean differences in points, row order
+    assert list(means.get_ydata()) == [0, 1, 2]
+    assert [txt.get_text() for txt in fig.axes[2].texts] == ["not timed"]
+    assert [p.get_width() for p in fig.axes[2].patches] == pytest.approx([1.5, 1.0, 0.0])
+
+
+def test_ranking_draws_the_step_time_range():
+    t = pd.DataFrame([{"dataset": "d", "label": lbl, "seed": s, "acc": 0.5 + 0.1 * (lbl == "up")}
+                      for lbl in ("joint", "up") for s in (0, 1)])
+    ratios = pd.DataFrame({"ratio": [1.0, 2.0], "ratio_min": [1.0, 1.5], "ratio_max": [1.0, 2.5]},
+                          index=["joint", "up"])
+    fig = plot.ranking(t, {"acc": "accuracy"}, ratios=ratios)
+    ax = fig.axes[-1]
+    assert [p.get_width() for p in ax.patches] == pytest.approx([2.0, 1.0])  # "up" first
+    segments = ax.collections[0].get_segments()  # the error bars, in row order
+    assert [tuple(seg[:, 0]) for seg in segments] == [pytest.approx((1.5, 2.5)), pytest.approx((1.0, 1.0))]
+    assert ax.get_title() == "step time" and not fig.axes[0].patches  # no noise band unless asked
+
+
+def test_ranking_shades_the_noise_yardstick_per_metric():
+    t = pd.DataFrame([{"dataset": "d", "label": lbl, "seed": s, "acc": 0.5 + 0.1 * (lbl == "up"), "f1": 0.5}
+                      for lbl in ("joint", "up") for s in (0, 1)])
+    fig = plot.ranking(t, {"acc": "accuracy", "f1": "F1"}, noise={"acc": 2.5, "f1": float("nan")},
+                       ratios=pd.Series({"joint": 1.0, "up": 1.0}), ratio_title="epoch time")
+    x0, x1 = fig.axes[0].patches[0].get_extents().transformed(fig.axes[0].transData.inverted()).intervalx
+    assert (x0, x1) == (pytest.approx(-2.5), pytest.approx(2.5))
+    assert not fig.axes[1].patches  # NaN width: no band
+    assert fig.axes[2].get_title() == "epoch time"
+
+
+def test_contribution_shares_one_panel_per_split_and_bar_heights():
+    shares = pd.DataFrame({"split": ["train"] * 4 + ["test"] * 4, "seed": [0, 0, 1, 1] * 2,
+                           "modality": ["a", "b"] * 4, "phi": [1.0, 0.5] * 4,
+                           "share": [100.0, 60.0, 100.0, 40.0, 90.0, 50.0, 70.0, 50.0]})
+    fig = plot.contribution_shares(shares, col="split")
+    assert [ax.get_title() for ax in fig.axes] == ["train", "test"]
+    heights = sorted(round(p.get_height(), 6) for p in fig.axes[0].patches if p.get_height() > 0)
+    assert heights == [50.0, 100.0]  # train: a at phi 1 (100, 100), b at phi 0.5 (60, 40)

@@ -13,7 +13,7 @@ def test_profile_names():
 def test_quick_and_default_settings():
     q, d = resolve("quick"), resolve("default")
     assert q.seeds == [0] and d.seeds == [0, 1, 2]
-    assert sorted(q.datasets) == sorted(d.datasets) == ["av-digits", "av-mnist", "mfeat"]
+    assert sorted(q.datasets) == sorted(d.datasets) == ["av-cocktail", "av-digits", "av-mnist", "av-solo", "mfeat"]
     assert q.data_kwargs("av-digits") == q.data_kwargs("av-mnist") == {"n_samples": 300}
     assert q.train("av-mnist")["num_epochs"] == 2 and d.train("av-mnist")["num_epochs"] == 20
     assert d.data_kwargs("av-mnist") == {}
@@ -70,7 +70,8 @@ def test_unknown_profile_suggests_close_match():
 
 def test_unknown_dataset_in_profile_lists_covered_ones():
     with pytest.raises(ProfileError, match=r"profile 'quick' has no settings for dataset 'mfet'; "
-                                           r"it covers \['av-digits', 'av-mnist', 'mfeat'\]\. Did you mean 'mfeat'\?"):
+                                           r"it covers \['av-cocktail', 'av-digits', 'av-mnist', 'av-solo', 'mfeat'\]\. "
+                                           r"Did you mean 'mfeat'\?"):
         resolve("quick").train("mfet")
 
 

@@ -3,7 +3,10 @@ from ..registry import METHODS
 from . import joint  # noqa: F401  (registration)
 from . import ogm_ge, opm  # noqa: F401  (registration)
 from . import mmpareto  # noqa: F401  (registration)
+from . import ensemble, g_blending  # noqa: F401  (registration)
 from . import diagnose_relearn  # noqa: F401  (registration)
+from . import inforeg  # noqa: F401  (registration)
+from . import resampling  # noqa: F401  (registration)
 from .base import EXCLUSIVE_HOOKS, Method, TrainState, exclusive_owner, modality_params, overrides
 from .joint import Joint, JointUnimodal, Unimodal
 from .spec import make_methods, parse_name
