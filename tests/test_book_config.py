@@ -69,9 +69,9 @@ def test_parts_follow_the_survey_order():
     assert [part["caption"] for part in toc["parts"]] == PARTS
     imbalanced = next(p for p in toc["parts"] if p["caption"] == "Imbalanced modalities")
     files = [c["file"] for c in imbalanced["chapters"]]
-    assert files[:6] == [
-        "book/imbalanced", "notebooks/imbalance", "notebooks/ogm_opm", "notebooks/mmpareto", "notebooks/inforeg",
-        "notebooks/modality_valuation"]
+    assert files[:7] == [
+        "book/imbalanced", "notebooks/imbalance", "notebooks/ogm_opm", "notebooks/mmpareto",
+        "notebooks/diagnosing_relearning", "notebooks/inforeg", "notebooks/modality_valuation"]
     assert files[-1] == "notebooks/benchmark", "the benchmark closes the part: it compares the chapters' methods"
 
 
