@@ -34,7 +34,7 @@ def generalisation_and_overfitting(before: dict[str, dict[str, float]],
         Delta G = L^V_N - L^V_{N+n}        (generalisation gained: the validation loss's drop)
         Delta O = O_{N+n} - O_N            (overfitting gained)
 
-    so that OGR = |Delta O / Delta G| (Wang et al. 2020, Sec. 3.3).
+    so that OGR = abs(Delta O / Delta G) (Wang et al. 2020, Sec. 3.3).
     """
     gain, over = {}, {}
     for k in after["val"]:

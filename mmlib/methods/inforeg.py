@@ -13,9 +13,10 @@ Per modality m with encoder weights w_m (paper's notation, huang2025inforeg):
   re-tests every epoch, and on small, noisy traces the test passes again by chance late in
   training. ``reopen=True`` re-tests every epoch, as Algorithm 1 and the released code do.
 - **Who is ahead** (Eq. 8-10), per batch, from the unimodal logits: with the mean NLL l_m,
-  Delta_m = (1 / C_m) sum_{m': l_m' > l_m} (l_m' - l_m), C_m = |{m': l_m' > l_m}|. The paper writes
-  Eq. 9-10 with s = NLL and "s_m' < s_m", which would regulate the *worse* modalities; we read
-  it with a higher-is-better score, so Delta_m > 0 exactly for a modality ahead of another.
+  Delta_m = (1 / C_m) sum_{m': l_m' > l_m} (l_m' - l_m), C_m = #{m': l_m' > l_m}
+  (the number of worse modalities). The paper writes Eq. 9-10 with s = NLL and "s_m' < s_m",
+  which would regulate the *worse* modalities; we read it with a higher-is-better score, so
+  Delta_m > 0 exactly for a modality ahead of another.
 - **Regulation** (Eq. 12, 16): inside the window, an m with Delta_m > 0 gets the proximal
   penalty (alpha / 2) ||w_m - w_m^{t-1}||^2, alpha = exp(beta tanh Delta_m) in [1, e^beta], added as
   its gradient alpha (w_m - w_m^{t-1}) after backward (no second loss pass); w_m^{t-1} is a
