@@ -7,7 +7,6 @@ from typing import Any
 from ..checks import check_finite
 from ..registry import DATASETS
 from . import av_digits, av_mnist, mfeat, scenes  # noqa: F401  (registration)
-from . import av_digits, av_mnist, mfeat  # noqa: F401  (registration)
 from . import debiased  # noqa: F401  (mm.data.debiased: an evaluation split, not a dataset)
 from .base import BatchLoader, MultimodalDataset, Split, make_splits, stratified_split
 from .mfeat import MissingDataError
