@@ -13,6 +13,17 @@ FIGSIZE = (7.0, 3.2)
 PALETTE = "colorblind"
 
 
+def _finish_panels(fig, axes, suptitle: str | None):
+    """One legend (the last panel's) for a row of panels, the optional figure title, tight layout."""
+    for ax in axes[0][:-1]:
+        if ax.get_legend():
+            ax.get_legend().remove()
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
 def use_style() -> None:
     """Seaborn theme, fixed size and resolution, PNG inline output (nbval-friendly).
 
@@ -55,12 +66,7 @@ def bars(table: pd.DataFrame, metrics: Iterable[str], x: str = "label", hue: str
         ax.set_xlabel("")
         ax.set_ylabel(ylabel)
         ax.tick_params(axis="x", rotation=20)
-        if ax is not axes[0][-1] and ax.get_legend():
-            ax.get_legend().remove()
-    if title and col:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return _finish_panels(fig, axes, title if col else None)
 
 
 def curves(frame: pd.DataFrame, x: str, y: str, hue: str = "label", ax=None, ylabel: str | None = None,
@@ -198,9 +204,4 @@ def contribution_shares(shares: pd.DataFrame, col: str | None = None, title: str
         ax.set_title(str(panel) if panel is not None else (title or ""))
         ax.set_xlabel("φ (Shapley contribution)")
         ax.set_ylabel("samples (%)")
-        if ax is not axes[0][-1] and ax.get_legend():
-            ax.get_legend().remove()
-    if title and col:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return _finish_panels(fig, axes, title if col else None)
