@@ -14,6 +14,16 @@ re-initialisation strength is alpha_k = tanh(lambda g^k) (``reinit_strength``). 
 means the encoder separates the data it was trained on much better than unseen data: it has
 over-fitted (or memorised a scarcely informative input).
 
+Equal sample sizes. With k fixed, k-means on fewer samples finds purer clusters by chance (on
+N samples of C balanced classes a random partition has purity above 1/C, more so for small N),
+so P_D on the whole training split and P_V on a smaller validation split differ even for an
+encoder that has learnt nothing: a "purity floor" that biases every gap. ``learning_state``
+therefore clusters, by default, a fixed random subset of the training split of the validation
+split's size (``train_samples="val"``; the subset depends only on the seed, so every diagnosis of
+a run reads the same samples). ``train_samples=None`` clusters the whole training split, as the
+official code does. The subset also makes the diagnosis cheaper (features and k-means on
+len(val) rather than len(train) rows).
+
 k-means is scikit-learn's, with ``n_init`` always passed: its default changed from 10 to
 ``"auto"`` (one initialisation with k-means++) in scikit-learn 1.4, which changes purity and so
 alpha; the official code relies on the default. We pass ``n_init=10`` (the pre-1.4 behaviour)
@@ -97,18 +107,54 @@ def reinit_strength(gap: float, lam: float) -> float:
     return math.tanh(lam * gap)
 
 
+TrainSamples = int | str | None
+
+
+def check_train_samples(train_samples: TrainSamples) -> None:
+    """``"val"``, ``None`` or a positive integer; anything else is an error naming the choices."""
+    if train_samples is None or train_samples == "val":
+        return
+    if isinstance(train_samples, bool) or not isinstance(train_samples, int) or train_samples < 1:
+        raise ValueError(f"train_samples must be 'val' (as many training samples as validation samples), None "
+                         f"(the whole training split, as the official code) or a positive integer; "
+                         f"got {train_samples!r}")
+
+
+def train_subset(n_train: int, n_val: int, train_samples: TrainSamples, seed: int) -> np.ndarray | None:
+    """Sorted indices of the training samples the diagnosis clusters, or None for all of them.
+
+    ``"val"`` takes ``n_val`` of them, an integer that many (all if the split is not larger); the
+    draw depends only on ``seed`` and the sizes.
+    """
+    check_train_samples(train_samples)
+    n = n_val if train_samples == "val" else train_samples
+    if n is None or n >= n_train:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(n_train, size=n, replace=False))
+
+
 def learning_state(model: torch.nn.Module, data: Any, n_init: int = N_INIT, seed: int = 0,
-                   device: str | torch.device = "cpu") -> dict[str, dict[str, float]]:
+                   device: str | torch.device = "cpu",
+                   train_samples: TrainSamples = "val") -> dict[str, dict[str, float]]:
     """Train and validation purity and their gap for every modality of ``model``.
 
     The features of both splits are computed once for all modalities, in eval mode (BatchNorm
     with its running statistics, no feature dropping), without gradients; the model's mode is
     restored afterwards.
 
+    Args:
+        train_samples: how many training samples to cluster: ``"val"`` (default) as many as the
+            validation split has, a fixed random subset drawn with ``seed`` (see the module
+            docstring: equal sizes remove the purity floor); ``None`` all of them (official code);
+            or an integer.
+        seed: k-means' random state and the subset's seed.
+
     Returns:
         modality -> ``{"purity_train": P_D, "purity_val": P_V, "gap": |P_D - P_V|}``.
     """
-    train, val = predict(model, data.train, device=device), predict(model, data.val, device=device)
+    idx = train_subset(len(data.train), len(data.val), train_samples, seed)
+    split = data.train if idx is None else data.train.subset(idx)
+    train, val = predict(model, split, device=device), predict(model, data.val, device=device)
     out = {}
     for m in model.modalities:
         p_train = cluster_purity(train["feats"][m], train["y"], data.num_classes, n_init, seed)

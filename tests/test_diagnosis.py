@@ -7,7 +7,8 @@ import torch
 
 import mmlib as mm
 from mmlib import diagnosis
-from mmlib.diagnosis import cluster_purity, learning_state, minmax_scale, purity, reinit_strength
+from mmlib.diagnosis import cluster_purity, learning_state, minmax_scale, purity, reinit_strength, train_subset
+from mmlib.evaluate import predict
 
 
 # --- purity ----------------------------------------------------------------------------------
@@ -131,3 +132,47 @@ def test_diagnosis_table_pivots_logged_names_and_ignores_others():
     assert late["gap"] == 0.05 and pd.isna(late["alpha"])
     assert len(out) == 3
     assert diagnosis_table(logs[logs["name"] == "rho/a"]).empty
+
+
+# --- equal sample sizes ----------------------------------------------------------------------
+
+def test_train_subset_matches_the_validation_size_and_depends_only_on_the_seed():
+    idx = train_subset(100, 30, "val", seed=0)
+    assert len(idx) == 30 and len(set(idx.tolist())) == 30 and list(idx) == sorted(idx)
+    assert np.array_equal(idx, train_subset(100, 30, "val", seed=0))
+    assert not np.array_equal(idx, train_subset(100, 30, "val", seed=1))
+    assert len(train_subset(100, 30, 40, seed=0)) == 40
+    assert train_subset(100, 30, None, seed=0) is None
+    assert train_subset(30, 30, "val", seed=0) is None and train_subset(30, 10, 50, seed=0) is None
+    for bad in ("all", 0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="train_samples"):
+            train_subset(100, 30, bad, seed=0)
+
+
+def test_learning_state_clusters_the_subset_it_names(make_data):
+    data = make_data(("a", "b"), n=150)
+    mm.seed_everything(0)
+    model = mm.build_model(data)
+    full, matched = learning_state(model, data, train_samples=None), learning_state(model, data)
+    feats = predict(model, data.train)
+    idx = train_subset(len(data.train), len(data.val), "val", 0)
+    for m in ("a", "b"):
+        assert full[m]["purity_train"] == cluster_purity(feats["feats"][m], feats["y"], data.num_classes)
+        assert matched[m]["purity_train"] == cluster_purity(feats["feats"][m][idx], feats["y"][idx],
+                                                            data.num_classes)
+        assert matched[m]["purity_val"] == full[m]["purity_val"]
+
+
+def test_equal_sizes_remove_the_purity_floor_of_features_without_signal():
+    """Features independent of the labels: the smaller split looks purer unless the sizes match."""
+    rng = np.random.default_rng(0)
+    floor, matched = [], []
+    for rep in range(4):
+        train, val = rng.normal(size=(1200, 8)), rng.normal(size=(400, 8))
+        y_train, y_val = rng.integers(0, 10, 1200), rng.integers(0, 10, 400)
+        p_val = cluster_purity(val, y_val, 10, n_init=2, seed=rep)
+        idx = train_subset(1200, 400, "val", rep)
+        floor.append(p_val - cluster_purity(train, y_train, 10, n_init=2, seed=rep))
+        matched.append(p_val - cluster_purity(train[idx], y_train[idx], 10, n_init=2, seed=rep))
+    assert min(floor) > 0.01  # the smaller split is purer on every draw
+    assert abs(np.mean(matched)) < 0.5 * np.mean(floor)

@@ -7,11 +7,12 @@ import torch
 from torch import Tensor, nn
 
 from ..checks import check_int, check_real
-from ..diagnosis import N_INIT, learning_state, reinit_strength
+from ..diagnosis import N_INIT, TrainSamples, check_train_samples, learning_state, reinit_strength
 from ..registry import METHODS
 from .base import Method, TrainState
 
 MOMENTUM_KEYS = ("momentum_buffer", "exp_avg")  # SGD's and Adam(W)'s first-moment state
+TARGETS = ("all", "worse")
 
 
 def schedule(num_epochs: int, period: int, reinits: int | None = None) -> list[int]:
@@ -91,9 +92,10 @@ def check_diagnosable(state: TrainState, who: str) -> None:
                              f"the test split is never used for this")
 
 
-def diagnose(state: TrainState, n_init: int, seed: int) -> dict[str, dict[str, float]]:
+def diagnose(state: TrainState, n_init: int, seed: int, train_samples: TrainSamples = "val"
+             ) -> dict[str, dict[str, float]]:
     """``diagnosis.learning_state`` of ``state.model``; under DDP the purities are averaged over ranks."""
-    diag = learning_state(state.model, state.data, n_init, seed, state.device)
+    diag = learning_state(state.model, state.data, n_init, seed, state.device, train_samples)
     if state.world_size > 1:  # BatchNorm statistics differ per rank until fit syncs them: agree here
         vec = torch.tensor([[d["purity_train"], d["purity_val"]] for d in diag.values()], dtype=torch.float64)
         state.all_reduce(vec).div_(state.world_size)
@@ -139,7 +141,13 @@ class ReLearning(Method):
             the schedule allows for the run's epochs is an error.
         alpha: ``None`` (alpha from the diagnosis) or a fixed strength in [0, 1] for every encoder
             (ablation; 1 is a hard reset). The diagnosis is still computed and logged.
+        targets: ``"all"`` (the method: every encoder gets its own alpha) or ``"worse"`` (ablation:
+            only the worse-learnt modality at each diagnosis, the one with the lowest validation
+            purity, is reset; the others get alpha 0).
         n_init, kmeans_seed: k-means initialisations and random state (``mmlib.diagnosis``).
+        train_samples: training samples clustered per diagnosis: ``"val"`` (as many as the
+            validation split, a fixed random subset; removes the purity floor, see
+            ``mmlib.diagnosis``), ``None`` (all, as the official code) or an integer.
 
     Logs at each diagnosis ``purity_train/<m>``, ``purity_val/<m>``, ``gap/<m>``, ``alpha/<m>``.
 
@@ -148,21 +156,25 @@ class ReLearning(Method):
     """
 
     def __init__(self, lam: float = 3.0, period: int = 20, reinits: int | None = 3, alpha: float | None = None,
-                 n_init: int = N_INIT, kmeans_seed: int = 0, blend_buffers: bool = False, blend_head: bool = False,
+                 targets: str = "all", n_init: int = N_INIT, kmeans_seed: int = 0,
+                 train_samples: TrainSamples = "val", blend_buffers: bool = False, blend_head: bool = False,
                  blend_momentum: bool = False):
         check_real("lam", lam, low=0, low_open=True)
         check_int("period", period, low=1)
         check_int("reinits", reinits, low=1, none_ok=True)
         if alpha is not None:
             check_real("alpha", alpha, low=0, high=1)
+        if targets not in TARGETS:
+            raise ValueError(f"targets must be one of {TARGETS}, got {targets!r}")
         check_int("n_init", n_init, low=1)
         check_int("kmeans_seed", kmeans_seed, low=0)
+        check_train_samples(train_samples)
         for name, flag in (("blend_buffers", blend_buffers), ("blend_head", blend_head),
                            ("blend_momentum", blend_momentum)):
             if not isinstance(flag, bool):
                 raise TypeError(f"{name} must be True or False, got {flag!r}")
         self.lam, self.period, self.reinits, self.alpha = lam, period, reinits, alpha
-        self.n_init, self.kmeans_seed = n_init, kmeans_seed
+        self.targets, self.n_init, self.kmeans_seed, self.train_samples = targets, n_init, kmeans_seed, train_samples
         self.blend_buffers, self.blend_head, self.blend_momentum = blend_buffers, blend_head, blend_momentum
         self._history: list[dict[str, Any]] = []
         self._epochs: list[int] = []
@@ -195,9 +207,12 @@ class ReLearning(Method):
     def on_train_epoch_end(self, state: TrainState) -> None:
         if state.epoch not in self._epochs:
             return
-        diag = diagnose(state, self.n_init, self.kmeans_seed)
+        diag = diagnose(state, self.n_init, self.kmeans_seed, self.train_samples)
         alphas = {m: self.alpha if self.alpha is not None else reinit_strength(d["gap"], self.lam)
                   for m, d in diag.items()}
+        if self.targets == "worse":  # the first of equals, in the model's modality order
+            worse = min(diag, key=lambda m: diag[m]["purity_val"])
+            alphas = {m: (a if m == worse else 0.0) for m, a in alphas.items()}
         for m, a in alphas.items():
             state.log(f"alpha/{m}", a)
             self._history.append({"epoch": state.epoch, "modality": m, **diag[m], "alpha": a})
@@ -239,15 +254,16 @@ class PurityMonitor(Method):
     Reference: wei2024diagnosing; notebook ``notebooks/diagnosing_relearning.ipynb``.
     """
 
-    def __init__(self, every: int = 1, n_init: int = N_INIT, kmeans_seed: int = 0):
+    def __init__(self, every: int = 1, n_init: int = N_INIT, kmeans_seed: int = 0, train_samples: TrainSamples = "val"):
         check_int("every", every, low=1)
         check_int("n_init", n_init, low=1)
         check_int("kmeans_seed", kmeans_seed, low=0)
-        self.every, self.n_init, self.kmeans_seed = every, n_init, kmeans_seed
+        check_train_samples(train_samples)
+        self.every, self.n_init, self.kmeans_seed, self.train_samples = every, n_init, kmeans_seed, train_samples
 
     def on_fit_start(self, state: TrainState) -> None:
         check_diagnosable(state, "PurityMonitor")
 
     def on_train_epoch_end(self, state: TrainState) -> None:
         if (state.epoch + 1) % self.every == 0:
-            diagnose(state, self.n_init, self.kmeans_seed)
+            diagnose(state, self.n_init, self.kmeans_seed, self.train_samples)

@@ -47,7 +47,7 @@ def fit(data, methods, num_epochs=4, seed=0, **kw):
 
 def fake_diagnosis(monkeypatch, values):
     """Make the diagnosis return fixed purities: modality -> (P_D, P_V)."""
-    def learning_state(model, data, n_init, seed, device):
+    def learning_state(model, data, n_init, seed, device, train_samples):
         return {m: {"purity_train": t, "purity_val": v, "gap": abs(t - v)} for m, (t, v) in values.items()}
     monkeypatch.setattr(diagnose_relearn, "learning_state", learning_state)
 
@@ -213,6 +213,18 @@ def test_a_soft_reset_moves_every_encoder_by_its_own_alpha(monkeypatch):
             torch.testing.assert_close(v.double(), expected, rtol=0, atol=1e-6)
 
 
+def test_worse_targets_reset_only_the_modality_with_the_lowest_validation_purity(monkeypatch):
+    fake_diagnosis(monkeypatch, {"a": (0.9, 0.7), "b": (0.8, 0.5)})  # a has the larger gap, b is worse
+    spy = Spy()
+    res = fit(tiny(), [ReLearning(lam=3.0, period=2, reinits=1, targets="worse"), spy], num_epochs=4)
+    log = res.log.set_index(["epoch", "name"])["value"]
+    assert log[(2, "alpha/a")] == 0.0
+    assert log[(2, "alpha/b")] == pytest.approx(math.tanh(3.0 * 0.3), abs=1e-12)
+    moved = [k for k in spy.start[3] if k.startswith("encoders.b.") and k.endswith("weight")]
+    assert moved and all(not torch.equal(spy.start[3][k], spy.end[2][k]) for k in moved)
+    assert all(torch.equal(v, spy.end[2][k]) for k, v in spy.start[3].items() if k.startswith("encoders.a."))
+
+
 def test_real_diagnosis_in_fit_is_reproducible_and_composes_with_ogm_ge():
     data = tiny(("a", "b", "c"), kind="mlp")
     runs = [fit(data, [ReLearning(period=1, reinits=2), "ogm-ge"]) for _ in range(2)]
@@ -263,6 +275,8 @@ def test_purity_monitor_records_without_changing_training():
     ({"period": 0}, ValueError, "period"), ({"period": 2.5}, TypeError, "period"),
     ({"reinits": 0}, ValueError, "reinits"), ({"alpha": 1.5}, ValueError, "alpha"),
     ({"n_init": 0}, ValueError, "n_init"), ({"blend_head": "yes"}, TypeError, "blend_head"),
+    ({"targets": "best"}, ValueError, "targets"), ({"train_samples": "all"}, ValueError, "train_samples"),
+    ({"train_samples": 0}, ValueError, "train_samples"),
 ])
 def test_bad_hyper_parameters_are_named(kwargs, error, match):
     with pytest.raises(error, match=match):
