@@ -42,6 +42,34 @@ def test_map_skips_classes_absent_from_the_labels():
     assert res["acc"] == 1.0 and res["map"] == 1.0
 
 
+@pytest.mark.parametrize("case", range(60))
+def test_f1_and_map_equal_scikit_learn_bit_for_bit(case):
+    """The fast metrics against scikit-learn itself: ties in the scores, absent classes, few classes."""
+    import numpy as np
+    from sklearn.metrics import average_precision_score, f1_score
+
+    rng = np.random.default_rng(case)
+    n, c = int(rng.integers(5, 700)), int(rng.integers(2, 12))
+    y = rng.integers(0, max(2, c - int(rng.integers(0, 3))), n)  # sometimes the last classes never occur
+    logits = torch.from_numpy(rng.normal(size=(n, c)) * rng.choice([0.3, 3.0]))
+    if case % 3 == 0:  # coarse scores: many ties
+        logits = torch.round(logits)
+    if case % 5 == 0:  # mostly one predicted class
+        logits[:, 0] += 2.0
+    got = classification_metrics(logits.float(), torch.from_numpy(y), c)
+    prob = torch.softmax(logits.float().double(), 1).numpy()
+    pred = logits.float().argmax(1).numpy()
+    present = np.eye(c)[y].sum(0) > 0
+    assert got["f1"] == float(f1_score(y, pred, average="macro", zero_division=0))
+    assert got["map"] == float(average_precision_score(np.eye(c)[y][:, present], prob[:, present], average="macro"))
+
+
+def test_map_of_a_single_present_class_is_scikit_learns():
+    y = torch.zeros(6, dtype=torch.long)
+    logits = torch.tensor([[2.0, 0.0], [1.0, 0.5], [0.0, 1.0], [0.2, 0.1], [3.0, 3.0], [0.0, 0.0]])
+    assert classification_metrics(logits, y, 2)["map"] == 1.0
+
+
 def test_f1_skips_classes_absent_from_labels_and_predictions():
     res = classification_metrics(torch.eye(4)[:3] * 5, torch.arange(3), 4)
     assert res["f1"] == 1.0
