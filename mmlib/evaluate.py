@@ -56,7 +56,7 @@ def macro_f1(y: np.ndarray, pred: np.ndarray) -> float:
     size = int(labels.max()) + 1
     tp = np.bincount(y[y == pred], minlength=size)[labels]
     true, predicted = np.bincount(y, minlength=size)[labels], np.bincount(pred, minlength=size)[labels]
-    return float(np.nanmean((2 * tp.astype(np.float64)) / (1 * true.astype(np.float64) + predicted.astype(np.float64))))
+    return float(np.nanmean(2.0 * tp / (true.astype(np.float64) + predicted)))
 
 
 def average_precision(y: np.ndarray, score: np.ndarray) -> float:
