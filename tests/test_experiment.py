@@ -52,6 +52,15 @@ def test_runs_logs_and_curves_concatenate_seeds(runs):
     assert curves["seed"].tolist() == [0, 0, 1, 1]
 
 
+def test_logs_keep_numeric_columns_when_a_run_logged_nothing(make_data, runs):
+    silent = run(make_data(), None, seeds=(0,), **FIT)  # joint training logs nothing
+    assert silent.logs.empty
+    both = concat([runs, silent]).logs
+    assert str(both["value"].dtype) == "float64"
+    assert str(both["epoch"].dtype) == str(both["step"].dtype) == "int64"
+    assert both["value"].tolist() == runs.logs["value"].tolist()
+
+
 def test_curves_keep_datasets_apart_when_labels_repeat(make_data):
     """One label on two datasets: each curve row says which dataset it belongs to."""
     a, b = make_data(seed=0), make_data(seed=1)
