@@ -59,6 +59,8 @@ def test_logs_keep_numeric_columns_when_a_run_logged_nothing(make_data, runs):
     assert str(both["value"].dtype) == "float64"
     assert str(both["epoch"].dtype) == str(both["step"].dtype) == "int64"
     assert both["value"].tolist() == runs.logs["value"].tolist()
+    table = both.groupby(["epoch", "name"])["value"].mean().unstack("name")
+    assert all(str(t) == "float64" for t in table.dtypes)  # on object columns DataFrame.round does nothing
 
 
 def test_curves_keep_datasets_apart_when_labels_repeat(make_data):
