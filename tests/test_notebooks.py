@@ -76,6 +76,17 @@ def test_toc_files_exist_and_runner_finds_notebooks(monkeypatch):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_cell_hides_its_value_with_a_semicolon(path):
+    """nbval runs cells with store_history=False, where IPython ignores a trailing ';': the value
+    papermill hid (say ``<Legend at 0x...>``) shows up there and the outputs differ. Assign it."""
+    nb = nbformat.read(path, as_version=4)
+    last = [[ln for ln in c.source.rstrip().splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+            for c in nb.cells if c.cell_type == "code"]
+    hiding = [lines[-1] for lines in last if lines and lines[-1].rstrip().endswith(";")]
+    assert not hiding, f"assign the value instead of ending the cell with ';': {hiding}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_prose_types_no_measured_mean_std(path):
     nb = nbformat.read(path, as_version=4)
     typed = [m for c in nb.cells if c.cell_type == "markdown" for m in TYPED_MEAN_STD.findall(c.source)]
