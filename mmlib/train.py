@@ -67,7 +67,8 @@ class FitResult:
 
         The column types are fixed, also for a run that logged nothing: an empty table of
         ``object`` columns would turn every table it is concatenated with (``Runs.logs``) into
-        ``object`` columns, on which pandas' group-bys and pivots run many times slower.
+        ``object`` columns, on which pandas' group-bys and pivots run many times slower and
+        ``DataFrame.round`` silently does nothing.
         """
         return pd.DataFrame(self.records, columns=list(LOG_DTYPES)).astype(LOG_DTYPES)
 
